@@ -1,0 +1,58 @@
+# make setup : idempotent; apt packages, .venv with pinned deps (torch 2.13.0 CPU first), weights.
+# make run   : setup if needed, then the whole service on the embedded CPU profile (HTTP 127.0.0.1:8000).
+# make test  : setup if needed, then unit tests and integration tests (real Ray, real models).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.stamp
+export RAY_AUTH_MODE := disabled
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export RAY_USAGE_STATS_ENABLED := 0
+
+APT_PACKAGES := espeak-ng sox libsndfile1 redis-server
+
+.PHONY: setup apt venv weights run test unit integration bench lint clean
+
+setup: apt $(STAMP) weights
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing apt packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=24"
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[dev]"
+	touch $(STAMP)
+
+weights: $(STAMP)
+	$(PY) -m serve_app.cli prepare
+
+run: setup
+	$(VENV)/bin/serve run serve_config.local.yaml
+
+unit: setup
+	$(PY) -m pytest -q -m "not integration" tests/unit
+
+integration: setup
+	$(PY) -m pytest -q -m integration tests/integration
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) bench/voice_graph_vs_naive.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache

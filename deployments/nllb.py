@@ -1,0 +1,54 @@
+"""Ray Serve deployment for text translation, batched with `@serve.batch`.
+
+Many small requests (every target language of every message) become one model call: the batch is
+handed whole to the backend, which decodes it in one go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ray import serve
+
+from deployments._common import deployment_settings, device_of
+from deployments.services import TranslationService
+from deployments.translation.translator import Translator
+from serve_app.errors import ServiceError
+from serve_app.stages import TranslationOutput
+
+TranslationItem = tuple[str, str, str]
+
+
+@serve.deployment(name="Translator")
+class TranslatorDeployment:
+    def __init__(self, settings_overrides: dict[str, Any] | None = None) -> None:
+        settings = deployment_settings(settings_overrides)
+        translator = Translator.from_config(
+            settings.translator_backend,
+            settings.translator_model,
+            cache_dir=settings.cache_dir,
+            device=device_of(settings),
+            max_text_chars=settings.max_text_chars,
+        )
+        self.service = TranslationService(translator)
+        self._batched.set_max_batch_size(settings.translator_max_batch_size)
+        self._batched.set_batch_wait_timeout_s(settings.translator_batch_wait_s)
+        self.batches = 0
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    async def _batched(self, items: list[TranslationItem]) -> list[TranslationOutput | ServiceError]:
+        self.batches += 1
+        return await asyncio.to_thread(self.service.translate_batch, list(items))
+
+    async def translate(self, text: str, source: str, target: str) -> TranslationOutput:
+        out = await self._batched((text, source, target))
+        if isinstance(out, ServiceError):
+            raise out
+        return out
+
+    async def detect_language(self, text: str) -> tuple[str, float]:
+        return await asyncio.to_thread(self.service.detect_language, text)
+
+    async def describe(self) -> dict[str, Any]:
+        return {**self.service.describe(), "batches": self.batches}

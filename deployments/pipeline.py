@@ -1,0 +1,159 @@
+"""Ray Serve deployment that composes the four model deployments into the voice pipeline.
+
+It holds no model itself: `HandleStages` turns each stage call into a call on the matching
+deployment handle, and `VoicePipeline` does the fan-out. Both ingresses call this deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from deployments._common import deployment_settings
+from deployments.transcription import MobileTranscription, Transcription, from_mobile
+from serve_app.audio import MIME_TYPES, decode_audio, duration_ms, encode_audio, pcm_from_bytes, pcm_to_bytes
+from serve_app.errors import StageUnavailableError
+from serve_app.languages import normalize_language
+from serve_app.schemas import PipelineEvent, TextTranslation, VoiceJob, VoiceResult
+from serve_app.stages import ConvertedClip, SpeechClip, TranslationOutput
+from serve_app.voice_pipeline import WHISPER_RATE, VoicePipeline, as_service_error
+
+STAGE_NAMES = ("transcriber", "translator", "synthesizer", "voice_cloner")
+
+
+class HandleStages:
+    """`serve_app.stages.Stages` over Ray Serve deployment handles."""
+
+    def __init__(
+        self,
+        transcriber: DeploymentHandle,
+        translator: DeploymentHandle,
+        synthesizer: DeploymentHandle,
+        cloner: DeploymentHandle,
+    ) -> None:
+        self.handles = dict(zip(STAGE_NAMES, (transcriber, translator, synthesizer, cloner), strict=True))
+
+    async def transcribe(self, pcm: bytes, language: str | None) -> Transcription:
+        return await self.handles["transcriber"].transcribe.remote(pcm, language)
+
+    async def translate(self, text: str, source: str, target: str) -> TranslationOutput:
+        return await self.handles["translator"].translate.remote(text, source, target)
+
+    async def speaker_reference(self, pcm: bytes, sample_rate: int) -> bytes:
+        return await self.handles["voice_cloner"].speaker_reference.remote(pcm, sample_rate)
+
+    async def synthesize(self, text: str, language: str) -> SpeechClip:
+        return await self.handles["synthesizer"].synthesize.remote(text, language)
+
+    async def convert(self, clip: SpeechClip, reference: bytes) -> ConvertedClip:
+        return await self.handles["voice_cloner"].convert.remote(clip, reference)
+
+    async def detect_language(self, text: str) -> tuple[str, float]:
+        return await self.handles["translator"].detect_language.remote(text)
+
+    async def describe(self, timeout_s: float = 5.0) -> dict[str, Any]:
+        """Ask every stage about itself; a stage that does not answer in time is reported down."""
+
+        async def one(name: str) -> tuple[str, dict[str, Any]]:
+            try:
+                info = await asyncio.wait_for(self.handles[name].describe.remote(), timeout_s)
+                return name, {"status": "ready", **info}
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                return name, {"status": "unavailable", "error": as_service_error(exc).message}
+
+        return dict(await asyncio.gather(*(one(n) for n in STAGE_NAMES)))
+
+
+@serve.deployment(name="Pipeline")
+class PipelineDeployment:
+    def __init__(
+        self,
+        transcriber: DeploymentHandle,
+        translator: DeploymentHandle,
+        synthesizer: DeploymentHandle,
+        cloner: DeploymentHandle,
+        settings_overrides: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = deployment_settings(settings_overrides)
+        self.stages = HandleStages(transcriber, translator, synthesizer, cloner)
+        self.pipeline = VoicePipeline(self.stages, self.settings)
+        self.started_at = time.time()
+
+    async def translate_text(self, text: str, source: str, targets: list[str]) -> list[TextTranslation]:
+        return await self.pipeline.translate_text(text, source, targets)
+
+    async def translate_text_stream(self, text: str, source: str, targets: list[str]) -> AsyncIterator[TextTranslation]:
+        async for item in self.pipeline.translate_text_stream(text, source, targets):
+            yield item
+
+    async def process_voice(self, job: VoiceJob) -> AsyncIterator[PipelineEvent]:
+        async for event in self.pipeline.process_voice(job):
+            yield event
+
+    async def run_voice(self, job: VoiceJob) -> VoiceResult:
+        return await self.pipeline.run_voice(job)
+
+    async def transcribe(
+        self, audio: bytes, language: str | None = None, mobile: MobileTranscription | None = None
+    ) -> Transcription:
+        decoded = await asyncio.to_thread(
+            decode_audio,
+            audio,
+            sample_rate=WHISPER_RATE,
+            max_bytes=self.settings.max_audio_bytes,
+            max_seconds=self.settings.max_audio_seconds,
+            min_seconds=self.settings.min_audio_seconds,
+        )
+        if mobile is not None:
+            return from_mobile(mobile, duration_ms(decoded.samples, WHISPER_RATE))
+        hint = normalize_language(language) if language not in (None, "", "auto") else None
+        try:
+            return await self.stages.transcribe(pcm_to_bytes(decoded.samples), hint)
+        except Exception as exc:
+            raise as_service_error(exc, "transcription_failed") from exc
+
+    async def speak(self, text: str, language: str, fmt: str = "mp3") -> dict[str, Any]:
+        """Plain TTS in the service's base voice; returns encoded audio and its measured duration."""
+        self.pipeline.check_text(text)
+        iso = normalize_language(language)
+        try:
+            clip = await self.stages.synthesize(text, iso)
+        except Exception as exc:
+            raise as_service_error(exc, "tts_failed") from exc
+        samples = pcm_from_bytes(clip.pcm)
+        audio = await asyncio.to_thread(encode_audio, samples, clip.sample_rate, fmt)
+        return {
+            "audio": audio,
+            "mime_type": MIME_TYPES[fmt],
+            "duration_ms": duration_ms(samples, clip.sample_rate),
+            "backend": clip.backend,
+            "language": iso,
+        }
+
+    async def detect_language(self, text: str) -> tuple[str, float]:
+        self.pipeline.check_text(text)
+        try:
+            return await self.stages.detect_language(text)
+        except Exception as exc:
+            raise as_service_error(exc) from exc
+
+    async def health(self) -> dict[str, Any]:
+        components = await self.stages.describe()
+        ready = all(c.get("status") == "ready" for c in components.values())
+        return {
+            "status": "healthy" if ready else "degraded",
+            "ready": ready,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "components": components,
+        }
+
+    async def require_ready(self) -> None:
+        health = await self.health()
+        if not health["ready"]:
+            down = [k for k, v in health["components"].items() if v.get("status") != "ready"]
+            raise StageUnavailableError(f"stages not ready: {', '.join(down)}")

@@ -1,0 +1,29 @@
+"""Ray Serve deployment for speech synthesis (piper / kokoro / espeak / xtts, per language)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ray import serve
+
+from deployments._common import deployment_settings, device_of
+from deployments.services import SynthesisService
+from deployments.synthesis.synthesizer import Synthesizer
+from serve_app.stages import SpeechClip
+
+
+@serve.deployment(name="Synthesizer")
+class SynthesizerDeployment:
+    def __init__(self, settings_overrides: dict[str, Any] | None = None) -> None:
+        settings = deployment_settings(settings_overrides)
+        synthesizer = Synthesizer.from_config(
+            settings.tts_chains, cache_dir=settings.cache_dir, device=device_of(settings)
+        )
+        self.service = SynthesisService(synthesizer)
+
+    async def synthesize(self, text: str, language: str) -> SpeechClip:
+        return await asyncio.to_thread(self.service.synthesize, text, language)
+
+    async def describe(self) -> dict[str, Any]:
+        return self.service.describe()

@@ -1,0 +1,37 @@
+"""Ray Serve deployment for speech-to-text (Whisper via faster-whisper)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ray import serve
+
+from deployments._common import deployment_settings, device_of
+from deployments.transcription import Transcriber, Transcription
+from serve_app.audio import pcm_from_bytes
+
+
+@serve.deployment(name="Transcriber")
+class TranscriberDeployment:
+    def __init__(self, settings_overrides: dict[str, Any] | None = None) -> None:
+        settings = deployment_settings(settings_overrides)
+        self.transcriber = Transcriber(
+            settings.whisper_model,
+            cache_dir=settings.cache_dir,
+            device=device_of(settings),
+            compute_type=settings.whisper_compute_type,
+            beam_size=settings.whisper_beam_size,
+            vad=settings.whisper_vad,
+            cpu_threads=settings.whisper_cpu_threads,
+        )
+
+    async def transcribe(self, pcm: bytes, language: str | None = None) -> Transcription:
+        return await asyncio.to_thread(self.transcriber.transcribe, pcm_from_bytes(pcm), language)
+
+    async def describe(self) -> dict[str, Any]:
+        return {"model": self.transcriber.model_name, "multilingual": self.transcriber.multilingual}
+
+    def check_health(self) -> None:
+        if self.transcriber.model is None:  # pragma: no cover - constructor guarantees it
+            raise RuntimeError("Whisper model not loaded")

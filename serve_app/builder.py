@@ -1,0 +1,30 @@
+"""Builds the Ray Serve application graph; `serve run`/`serve deploy` import `build_app`.
+
+The builder args (from the serve config's `args:`) are settings overrides handed to every
+deployment, so one config file describes the whole service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.serve import Application
+
+from deployments.nllb import TranslatorDeployment
+from deployments.pipeline import PipelineDeployment
+from deployments.tts import SynthesizerDeployment
+from deployments.voice_clone import VoiceClonerDeployment
+from deployments.whisper import TranscriberDeployment
+from ingress.http import HttpIngress
+from serve_app.settings import Settings
+
+
+def build_app(args: dict[str, Any] | None = None) -> Application:
+    overrides = dict((args or {}).get("settings") or {})
+    Settings(**overrides)  # fail at build time, in the operator's terminal, on a bad setting
+    transcriber = TranscriberDeployment.bind(overrides)
+    translator = TranslatorDeployment.bind(overrides)
+    synthesizer = SynthesizerDeployment.bind(overrides)
+    cloner = VoiceClonerDeployment.bind(overrides)
+    pipeline = PipelineDeployment.bind(transcriber, translator, synthesizer, cloner, overrides)
+    return HttpIngress.bind(pipeline, overrides)

@@ -1,0 +1,127 @@
+"""Pydantic models shared by both ingresses and the pipeline.
+
+HTTP compatibility routes are snake_case (PROTOCOL.md §3); pipeline results are neutral models that
+each ingress renders into its own wire shape.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments.transcription import MobileTranscription, Transcription
+
+ModelType = Literal["basic", "medium", "premium"]
+OutputFormat = Literal["mp3", "ogg", "wav"]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+
+# ---- text translation (HTTP compatibility routes) ----
+class TranslateBody(StrictModel):
+    text: str = Field(min_length=1)
+    source_language: str = "auto"
+    target_language: str = Field(min_length=2)
+    model_type: ModelType = "basic"
+
+
+class TranslateResponse(BaseModel):
+    original_text: str
+    translated_text: str
+    source_language: str
+    target_language: str
+    model_used: str
+    confidence_score: float
+    processing_time_ms: int
+    from_cache: bool = False
+
+
+class DetectLanguageBody(StrictModel):
+    text: str = Field(min_length=1)
+
+
+class DetectLanguageResponse(BaseModel):
+    language: str
+    confidence: float
+
+
+class TextTranslation(BaseModel):
+    """One target language's text result, as the pipeline returns it."""
+
+    target_language: str
+    source_language: str
+    translated_text: str = ""
+    model: str = ""
+    confidence: float = 0.0
+    processing_time_ms: int = 0
+    from_cache: bool = False
+    error: str | None = None
+    error_code: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# ---- voice messages ----
+class VoiceJob(StrictModel):
+    """A voice message to transcribe, translate and speak in each target language."""
+
+    audio: bytes
+    target_languages: list[str] = Field(min_length=1)
+    source_language: str | None = None
+    generate_voice_clone: bool = True
+    user_id: str | None = None
+    mobile_transcription: MobileTranscription | None = None
+    output_format: OutputFormat = "mp3"
+    audio_mime_type: str | None = None
+
+
+class StageTimings(BaseModel):
+    decode_ms: int = 0
+    transcribe_ms: int = 0
+    embed_ms: int = 0
+
+
+class LanguageAudio(BaseModel):
+    target_language: str
+    translated_text: str
+    audio: bytes
+    audio_mime_type: str
+    duration_ms: int
+    voice_cloned: bool
+    voice_similarity: float | None = None
+    base_voice_similarity: float | None = None
+    tts_backend: str = ""
+    translation_model: str = ""
+    translation_confidence: float = 0.0
+    timings_ms: dict[str, int] = Field(default_factory=dict)
+
+
+class LanguageFailure(BaseModel):
+    target_language: str
+    error: str
+    error_code: str
+
+
+class VoiceResult(BaseModel):
+    transcription: Transcription
+    translations: list[LanguageAudio]
+    failed: list[LanguageFailure] = Field(default_factory=list)
+    voice_cloned: bool
+    processing_time_ms: int
+    timings: StageTimings
+
+
+class PipelineEvent(BaseModel):
+    """One item of the pipeline's stream: the transcription, a language, or the end."""
+
+    kind: Literal["transcription", "language", "language_failed", "completed"]
+    transcription: Transcription | None = None
+    language: LanguageAudio | None = None
+    failure: LanguageFailure | None = None
+    result: VoiceResult | None = None
+    processing_time_ms: int = 0

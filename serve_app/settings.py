@@ -1,0 +1,89 @@
+"""Service settings, read once from the environment (prefix `TRANSLATOR_`).
+
+Ray Serve options (replicas, CPUs, GPUs) live in the serve config files; these settings are what
+the Python code itself needs: which model, which backend, which limits. `REDIS_URL` and
+`MONGODB_URL` keep their conventional unprefixed names.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TTS_CHAINS: dict[str, list[str]] = {
+    "en": ["piper", "kokoro", "espeak"],
+    "*": ["kokoro", "espeak"],
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRANSLATOR_", extra="ignore")
+
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "voice-translator",
+        description="Assembled and converted model weights live here (created on first run).",
+    )
+    device: str = Field(default="auto", description="auto | cpu | cuda")
+
+    # Speech-to-text
+    whisper_model: str = Field(
+        default="base",
+        description="'base' = the registry-shipped Whisper base; otherwise a CTranslate2 model folder "
+        "or a faster-whisper model name already in the local hub cache.",
+    )
+    whisper_compute_type: str = "int8"
+    whisper_beam_size: int = Field(default=5, ge=1, le=10)
+    whisper_vad: bool = True
+    whisper_cpu_threads: int = Field(default=0, ge=0, description="0 = library default")
+
+    # Translation
+    translator_backend: str = Field(default="gemma", description="gemma | ctranslate2 | transformers")
+    translator_model: str | None = Field(
+        default=None, description="Path or name of the NLLB model (ctranslate2/transformers backends)."
+    )
+    translator_max_batch_size: int = Field(default=8, ge=1)
+    translator_batch_wait_s: float = Field(default=0.02, ge=0)
+
+    # Speech synthesis: ISO 639-1 -> ordered backend names; "*" is every other language.
+    tts_chains: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_TTS_CHAINS))
+    output_format: str = Field(default="mp3", description="mp3 | ogg | wav")
+
+    # Voice cloning
+    voice_clone_backend: str = Field(default="world", description="world | openvoice")
+
+    # Limits (bad input gets a clear 4xx, never a crash)
+    max_text_chars: int = Field(default=10_000, ge=1)
+    max_audio_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_audio_seconds: float = Field(default=45.0, gt=0)
+    max_target_languages: int = Field(default=10, ge=1)
+    min_audio_seconds: float = Field(default=0.3, ge=0)
+
+    # Stores (issue "stores"): unset = embedded in-process defaults
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL"))
+    mongodb_url: str | None = Field(default=None, validation_alias=AliasChoices("MONGODB_URL"))
+
+    # HTTP
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def resolve_device(device: str) -> str:
+    """`auto` picks CUDA when a GPU is visible to this process (Ray sets CUDA_VISIBLE_DEVICES)."""
+    if device != "auto":
+        return device
+    try:
+        import ctranslate2
+
+        if ctranslate2.get_cuda_device_count() > 0:
+            return "cuda"
+    except Exception:  # noqa: BLE001 - any failure to probe means no usable GPU
+        pass
+    return "cpu"

@@ -1,0 +1,50 @@
+"""The deployment files are checked offline: Ray's own cluster-launcher schema, and the Serve
+configs' resource arithmetic that decides whether replicas can ever leave STARTING."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from ray.serve.schema import ServeDeploySchema
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = {"Transcriber", "Translator", "Synthesizer", "VoiceCloner"}
+
+
+def deployments(name: str) -> dict[str, dict]:
+    config = yaml.safe_load((ROOT / name).read_text())
+    ServeDeploySchema.model_validate(config) if hasattr(ServeDeploySchema, "model_validate") else ServeDeploySchema.parse_obj(config)
+    return {d["name"]: d for d in config["applications"][0]["deployments"]}
+
+
+def max_replicas(d: dict) -> int:
+    return d.get("autoscaling_config", {}).get("max_replicas", d.get("num_replicas", 1))
+
+
+def test_cluster_yaml_passes_rays_schema_check() -> None:
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    validate_config(prepare_config(config))
+    assert config["available_node_types"][config["head_node_type"]]["resources"]["GPU"] >= 1
+
+
+def test_local_profile_fits_two_cores() -> None:
+    deps = deployments("serve_config.local.yaml")
+    assert MODELS | {"Pipeline", "HttpIngress"} == set(deps)
+    total = sum(d["ray_actor_options"]["num_cpus"] * max_replicas(d) for d in deps.values())
+    assert total <= 2.0, total
+    for name, d in deps.items():
+        assert "max_ongoing_requests" in d, name
+        assert d["ray_actor_options"].get("num_gpus", 0) == 0, name
+
+
+def test_production_profile_reserves_fractional_gpus_with_autoscaling() -> None:
+    deps = deployments("serve_config.yaml")
+    for name in MODELS:
+        assert 0 < deps[name]["ray_actor_options"]["num_gpus"] < 1
+        assert deps[name]["autoscaling_config"]["max_replicas"] > deps[name]["autoscaling_config"]["min_replicas"]
+    minimum_cpus = sum(d["ray_actor_options"]["num_cpus"] * d.get("autoscaling_config", {}).get("min_replicas", 1)
+                       for d in deps.values())
+    assert minimum_cpus <= 4  # fits the 4-CPU logical head the integration test starts

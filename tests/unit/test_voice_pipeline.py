@@ -1,0 +1,117 @@
+"""The pipeline's logic over fake stages: concurrency, streaming order, per-language failure."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from deployments.transcription import MobileTranscription, Transcription
+from serve_app.audio import decode_audio, encode_audio, pcm_from_bytes, pcm_to_bytes
+from serve_app.errors import InvalidRequestError, SynthesisError, TextTooLongError, UnsupportedLanguageError
+from serve_app.schemas import VoiceJob
+from serve_app.settings import Settings
+from serve_app.stages import ConvertedClip, SpeechClip, TranslationOutput
+from serve_app.voice_pipeline import VoicePipeline
+
+DELAY = 0.2
+
+
+class FakeStages:
+    def __init__(self, fail_tts_for: str | None = None) -> None:
+        self.fail_tts_for = fail_tts_for
+        self.calls: list[str] = []
+
+    async def transcribe(self, pcm: bytes, language: str | None) -> Transcription:
+        self.calls.append("transcribe")
+        await asyncio.sleep(DELAY)
+        return Transcription(text="bonjour", language=language or "fr", confidence=0.9, durationMs=1000)
+
+    async def translate(self, text: str, source: str, target: str) -> TranslationOutput:
+        self.calls.append(f"translate:{target}")
+        await asyncio.sleep(DELAY)
+        return TranslationOutput(translated_text=f"{text}->{target}", source_language=source, target_language=target,
+                                 model="fake", confidence=0.8)
+
+    async def speaker_reference(self, pcm: bytes, sample_rate: int) -> bytes:
+        self.calls.append("reference")
+        await asyncio.sleep(DELAY)
+        return b"ref"
+
+    async def synthesize(self, text: str, language: str) -> SpeechClip:
+        self.calls.append(f"tts:{language}")
+        await asyncio.sleep(DELAY)
+        if language == self.fail_tts_for:
+            raise SynthesisError(f"no voice for {language}")
+        return SpeechClip(pcm=pcm_to_bytes(np.full(8000, 0.1, np.float32)), sample_rate=16_000, backend="fake")
+
+    async def convert(self, clip: SpeechClip, reference: bytes) -> ConvertedClip:
+        assert reference == b"ref"
+        await asyncio.sleep(DELAY)
+        return ConvertedClip(pcm=clip.pcm, sample_rate=clip.sample_rate, converted=True, similarity=0.7,
+                             base_similarity=0.5, backend="fake")
+
+    async def describe(self) -> dict[str, Any]:
+        return {}
+
+
+def job(targets: list[str], **kw: Any) -> VoiceJob:
+    audio = encode_audio(np.sin(np.linspace(0, 800, 16_000)).astype(np.float32) * 0.3, 16_000, "wav")
+    return VoiceJob(audio=audio, target_languages=targets, **kw)
+
+
+async def test_languages_run_concurrently_and_stream_in_order_of_completion() -> None:
+    pipe = VoicePipeline(FakeStages(), Settings())
+    started = time.perf_counter()
+    events = [e async for e in pipe.process_voice(job(["en", "es", "de"]))]
+    elapsed = time.perf_counter() - started
+    assert [e.kind for e in events] == ["transcription", "language", "language", "language", "completed"]
+    # transcription || embedding, then translate -> tts -> convert per language, all languages at once
+    assert elapsed < 5 * DELAY, elapsed
+    result = events[-1].result
+    assert result is not None and [t.target_language for t in result.translations] == ["en", "es", "de"]
+    assert result.voice_cloned and all(t.voice_similarity == 0.7 for t in result.translations)
+    assert decode_audio(result.translations[0].audio).duration_s == pytest.approx(0.5, abs=0.06)
+
+
+async def test_one_failing_language_does_not_sink_the_others() -> None:
+    pipe = VoicePipeline(FakeStages(fail_tts_for="es"), Settings())
+    result = await pipe.run_voice(job(["en", "es"], output_format="ogg"))
+    assert [t.target_language for t in result.translations] == ["en"]
+    assert result.translations[0].audio_mime_type == "audio/ogg"
+    assert [(f.target_language, f.error_code) for f in result.failed] == [("es", "tts_failed")]
+
+
+async def test_mobile_transcription_replaces_whisper() -> None:
+    stages = FakeStages()
+    pipe = VoicePipeline(stages, Settings())
+    mobile = MobileTranscription(text="salut", language="fr-FR", confidence=0.95)
+    result = await pipe.run_voice(job(["en"], mobile_transcription=mobile, generate_voice_clone=False))
+    assert "transcribe" not in stages.calls and "reference" not in stages.calls
+    assert result.transcription.source == "mobile" and result.transcription.language == "fr"
+    assert result.translations[0].translated_text == "salut->en" and not result.voice_cloned
+
+
+async def test_input_errors_raise_before_any_event() -> None:
+    pipe = VoicePipeline(FakeStages(), Settings())
+    with pytest.raises(UnsupportedLanguageError):
+        await pipe.run_voice(job(["en", "xx"]))
+    with pytest.raises(InvalidRequestError):
+        await pipe.run_voice(job(["en"] + [f"{c}" for c in ["fr", "de", "es", "it", "pt", "nl", "pl", "ru", "ja", "ko"]]))
+    with pytest.raises(TextTooLongError):
+        await pipe.translate_text("x" * 10_001, "fr", ["en"])
+
+
+async def test_text_translation_reports_per_language() -> None:
+    pipe = VoicePipeline(FakeStages(), Settings())
+    out = await pipe.translate_text("bonjour", "fr", ["en", "EN", "es"])
+    assert [o.target_language for o in out] == ["en", "es"]  # normalized and de-duplicated
+    assert all(o.ok for o in out) and out[0].translated_text == "bonjour->en"
+
+
+def test_pcm_is_plain_float32() -> None:
+    data = pcm_to_bytes(np.array([0.5, -0.5], np.float32))
+    assert len(data) == 8 and list(pcm_from_bytes(data)) == [0.5, -0.5]

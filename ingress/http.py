@@ -161,7 +161,9 @@ class HttpIngress:
             raise InvalidRequestError("the batch is empty")
         if len(bodies) > MAX_BATCH:
             raise InvalidRequestError(f"a batch holds at most {MAX_BATCH} items, got {len(bodies)}")
-        responses = [self.pipeline.translate_text.remote(b.text, b.source_language, [b.target_language]) for b in bodies]
+        responses = [
+            self.pipeline.translate_text.remote(b.text, b.source_language, [b.target_language]) for b in bodies
+        ]
         return [_as_translate_response(b, (await r)[0]) for b, r in zip(bodies, responses, strict=True)]
 
     @app.post("/detect-language", response_model=DetectLanguageResponse)
@@ -246,7 +248,8 @@ class HttpIngress:
         mobile_transcription: Annotated[str | None, Form(description="JSON of a client-side transcription")] = None,
     ) -> VoiceTranslateResponse:
         job = await self._voice_job(
-            audio, target_languages, source_language, generate_voice_clone, user_id, output_format, mobile_transcription
+            audio, target_languages, source_language, generate_voice_clone, user_id, output_format,
+            mobile_transcription,
         )
         result: VoiceResult = await self.pipeline.run_voice.remote(job)
         return _render_voice(result)
@@ -264,7 +267,8 @@ class HttpIngress:
     ) -> StreamingResponse:
         """Server-sent events: `transcription`, one `language` per target as each is ready, `completed`."""
         job = await self._voice_job(
-            audio, target_languages, source_language, generate_voice_clone, user_id, output_format, mobile_transcription
+            audio, target_languages, source_language, generate_voice_clone, user_id, output_format,
+            mobile_transcription,
         )
         stream = self.pipeline.options(stream=True).process_voice.remote(job)
 

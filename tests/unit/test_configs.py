@@ -14,7 +14,7 @@ MODELS = {"Transcriber", "Translator", "Synthesizer", "VoiceCloner"}
 
 def deployments(name: str) -> dict[str, dict]:
     config = yaml.safe_load((ROOT / name).read_text())
-    ServeDeploySchema.model_validate(config) if hasattr(ServeDeploySchema, "model_validate") else ServeDeploySchema.parse_obj(config)
+    ServeDeploySchema.parse_obj(config)  # Serve's own schema check of the whole file
     return {d["name"]: d for d in config["applications"][0]["deployments"]}
 
 

@@ -220,7 +220,7 @@ class HttpIngress:
             try:
                 mobile = MobileTranscription.model_validate(json.loads(mobile_transcription))
             except (ValueError, ValidationError) as exc:
-                raise InvalidRequestError(f"mobile_transcription is not valid JSON of the expected shape: {exc}") from exc
+                raise InvalidRequestError(f"mobile_transcription is not valid JSON of the right shape: {exc}") from exc
         targets = [t.strip() for t in target_languages.split(",") if t.strip()]
         try:
             return VoiceJob(

@@ -1,0 +1,1 @@
+"""Translation backends; each module imports its heavy dependency only when loaded."""

@@ -18,7 +18,7 @@ class SynthesizerDeployment:
     def __init__(self, settings_overrides: dict[str, Any] | None = None) -> None:
         settings = deployment_settings(settings_overrides)
         synthesizer = Synthesizer.from_config(
-            settings.tts_chains, cache_dir=settings.cache_dir, device=device_of(settings)
+            settings.tts_chains, cache_dir=settings.cache_dir, device=device_of(settings), warmup=True
         )
         self.service = SynthesisService(synthesizer)
 

@@ -17,7 +17,6 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from deployments.translation.sentences import Piece, join_pieces, split_text
 from serve_app.errors import (
     InvalidRequestError,
     PrerequisiteError,
@@ -27,6 +26,7 @@ from serve_app.errors import (
     UnsupportedLanguageError,
 )
 from serve_app.languages import normalize_language
+from serve_app.sentences import Piece, join_pieces, split_text
 
 AUTO = "auto"
 

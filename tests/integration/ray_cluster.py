@@ -32,6 +32,7 @@ class RayCluster:
     def __init__(self, num_cpus: int = 4, num_gpus: int = 1) -> None:
         self.dashboard_port = free_port()
         self.gcs_port = free_port()
+        self.http_port = free_port()  # Serve binds its proxy once per cluster: every deploy reuses it
         self.num_cpus, self.num_gpus = num_cpus, num_gpus
         self.address = f"http://127.0.0.1:{self.dashboard_port}"
 
@@ -54,9 +55,9 @@ class RayCluster:
         subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env(), capture_output=True, timeout=120)
 
     def deploy(self, config: Path, tmp_dir: Path, *, settings: dict[str, Any] | None = None) -> int:
-        """Deploy a copy of `config` on a free HTTP port; return the port."""
+        """Deploy a copy of `config` on the cluster's HTTP port; return the port."""
         data = yaml.safe_load(config.read_text())
-        port = free_port()
+        port = self.http_port
         data["http_options"]["port"] = port
         data["http_options"]["host"] = "127.0.0.1"
         for app in data["applications"]:

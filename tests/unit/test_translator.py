@@ -10,7 +10,6 @@ import pytest
 
 from deployments.translation import backends as _backends  # noqa: F401 - package imports
 from deployments.translation.backends import gemma
-from deployments.translation.sentences import join_pieces, split_sentences, split_text
 from deployments.translation.translator import (
     BackendOutput,
     TranslationRequest,
@@ -27,6 +26,7 @@ from serve_app.errors import (
     TranslationError,
     UnsupportedLanguageError,
 )
+from serve_app.sentences import join_pieces, split_sentences, split_text
 
 
 class FakeBackend:

@@ -1,0 +1,58 @@
+"""Conversion backends: each turns a base TTS voice toward a reference speaker.
+
+A backend measures what it needs from the sender's audio (``describe``) and converts one clip
+into one or more candidates; the cloner scores candidates with the speaker encoder and keeps the
+closest, so no backend reports its own similarity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from serve_app.errors import PrerequisiteError, VoiceCloneError
+
+from ..speaker import SpeakerReference
+
+BACKENDS = ("world", "openvoice")
+
+
+class NothingToConvert(VoiceCloneError):
+    """The input cannot be converted (e.g. too little voiced speech): deliver it unchanged."""
+
+
+class CloneBackend(Protocol):
+    name: str
+
+    def describe(self, samples: np.ndarray, sample_rate: int) -> dict[str, Any]:
+        """SpeakerReference fields this backend needs, measured from the sender's audio."""
+        ...
+
+    def can_convert(self, reference: SpeakerReference) -> str | None:
+        """None when ``reference`` carries what the backend needs, else the reason it does not."""
+        ...
+
+    def candidates(
+        self, samples: np.ndarray, sample_rate: int, reference: SpeakerReference
+    ) -> list[tuple[np.ndarray, int]]:
+        """Converted versions of ``samples`` (float32 mono, sample rate) to choose from."""
+        ...
+
+
+def make_backend(
+    name: str, cache_dir: Path, device: str = "cpu", options: Mapping[str, Any] | None = None
+) -> CloneBackend:
+    """Build a backend by name; its constructor checks its prerequisites and fails fast."""
+    options = dict(options or {})
+    if name == "world":
+        from .world import WorldBackend, WorldOptions
+
+        return WorldBackend(WorldOptions(**options))
+    if name == "openvoice":
+        from .openvoice import OpenVoiceBackend, OpenVoiceOptions
+
+        return OpenVoiceBackend(OpenVoiceOptions(**options), cache_dir=cache_dir, device=device)
+    raise PrerequisiteError(f"unknown voice clone backend {name!r}; configure one of {BACKENDS}")

@@ -3,7 +3,6 @@
 No pipeline logic here: validate into the shared models, call the Pipeline handle, render.
 """
 
-from __future__ import annotations
 
 import base64
 import json

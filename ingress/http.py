@@ -17,7 +17,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.transcription import MobileTranscription, Transcription
 from serve_app.errors import InvalidRequestError, PayloadTooLargeError, ServiceError
-from serve_app.languages import SUPPORTED_LANGUAGES, language_name, to_nllb
+from serve_app.languages import SUPPORTED_LANGUAGES
 from serve_app.schemas import (
     DetectLanguageBody,
     DetectLanguageResponse,
@@ -141,6 +141,25 @@ def _as_translate_response(body: TranslateBody, out: TextTranslation) -> Transla
     )
 
 
+def _sse(event: PipelineEvent) -> str:
+    payload: dict[str, Any] = {"kind": event.kind, "processing_time_ms": event.processing_time_ms}
+    if event.transcription is not None:
+        payload["transcription"] = event.transcription.model_dump()
+    if event.language is not None:
+        lang = event.language
+        payload["translation"] = {
+            **lang.model_dump(exclude={"audio"}),
+            "audio_base64": base64.b64encode(lang.audio).decode("ascii"),
+        }
+    if event.failure is not None:
+        payload["failure"] = event.failure.model_dump()
+    if event.result is not None:
+        payload["result"] = _render_voice(event.result).model_dump(exclude={"translations"})
+    return f"event: {event.kind}\ndata: {json.dumps(payload)}\n\n"
+
+
+# Everything the ingress class uses must be defined above it: `serve.ingress` captures the
+# class while this module is still executing.
 @serve.deployment(name="HttpIngress")
 @serve.ingress(app)
 class HttpIngress:
@@ -174,7 +193,8 @@ class HttpIngress:
     async def languages(self) -> dict[str, Any]:
         return {
             "languages": [
-                {"code": c, "name": language_name(c), "nllb_code": to_nllb(c)} for c in sorted(SUPPORTED_LANGUAGES)
+                {"code": lang.code, "name": lang.name, "nllb_code": lang.nllb}
+                for lang in sorted(SUPPORTED_LANGUAGES.values(), key=lambda item: item.code)
             ],
             "count": len(SUPPORTED_LANGUAGES),
         }
@@ -297,22 +317,4 @@ class HttpIngress:
             media_type=out["mime_type"],
             headers={"X-Duration-Ms": str(out["duration_ms"]), "X-TTS-Backend": out["backend"]},
         )
-
-
-def _sse(event: PipelineEvent) -> str:
-    payload: dict[str, Any] = {"kind": event.kind, "processing_time_ms": event.processing_time_ms}
-    if event.transcription is not None:
-        payload["transcription"] = event.transcription.model_dump()
-    if event.language is not None:
-        lang = event.language
-        payload["translation"] = {
-            **lang.model_dump(exclude={"audio"}),
-            "audio_base64": base64.b64encode(lang.audio).decode("ascii"),
-        }
-    if event.failure is not None:
-        payload["failure"] = event.failure.model_dump()
-    if event.result is not None:
-        payload["result"] = _render_voice(event.result).model_dump(exclude={"translations"})
-    return f"event: {event.kind}\ndata: {json.dumps(payload)}\n\n"
-
 

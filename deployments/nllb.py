@@ -30,6 +30,7 @@ class TranslatorDeployment:
             cache_dir=settings.cache_dir,
             device=device_of(settings),
             max_text_chars=settings.max_text_chars,
+            **settings.translator_options,
         )
         self.service = TranslationService(translator)
         self._batched.set_max_batch_size(settings.translator_max_batch_size)

@@ -90,5 +90,4 @@ class CloningService:
         )
 
     def describe(self) -> dict[str, Any]:
-        describe = getattr(self.cloner, "describe", None)
-        return describe() if callable(describe) else {"backend": type(self.cloner).__name__}
+        return self.cloner.describe()

@@ -18,7 +18,11 @@ class SynthesizerDeployment:
     def __init__(self, settings_overrides: dict[str, Any] | None = None) -> None:
         settings = deployment_settings(settings_overrides)
         synthesizer = Synthesizer.from_config(
-            settings.tts_chains, cache_dir=settings.cache_dir, device=device_of(settings), warmup=True
+            settings.tts_chains,
+            cache_dir=settings.cache_dir,
+            device=device_of(settings),
+            backend_options=settings.tts_backend_options,
+            warmup=True,
         )
         self.service = SynthesisService(synthesizer)
 

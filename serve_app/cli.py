@@ -25,9 +25,11 @@ def prepare(settings: Settings) -> None:
     steps = [
         ("whisper", lambda: Transcriber(settings.whisper_model, cache_dir=settings.cache_dir, device=device)),
         ("translator", lambda: Translator.from_config(
-            settings.translator_backend, settings.translator_model, cache_dir=settings.cache_dir, device=device)),
+            settings.translator_backend, settings.translator_model, cache_dir=settings.cache_dir, device=device,
+            **settings.translator_options)),
         ("tts", lambda: Synthesizer.from_config(
-            settings.tts_chains, cache_dir=settings.cache_dir, device=device, warmup=True)),
+            settings.tts_chains, cache_dir=settings.cache_dir, device=device,
+            backend_options=settings.tts_backend_options, warmup=True)),
         ("voice clone", lambda: VoiceCloner.from_config(
             settings.voice_clone_backend, cache_dir=settings.cache_dir, device=device)),
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,11 +45,17 @@ class Settings(BaseSettings):
     translator_model: str | None = Field(
         default=None, description="Path or name of the NLLB model (ctranslate2/transformers backends)."
     )
+    translator_options: dict[str, Any] = Field(
+        default_factory=dict, description="Backend options, e.g. {intra_threads: 2, beam_size: 2}."
+    )
     translator_max_batch_size: int = Field(default=8, ge=1)
     translator_batch_wait_s: float = Field(default=0.02, ge=0)
 
     # Speech synthesis: ISO 639-1 -> ordered backend names; "*" is every other language.
     tts_chains: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_TTS_CHAINS))
+    tts_backend_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per backend, e.g. {kokoro: {threads: 1, voice: jf_gongitsune}}."
+    )
     output_format: str = Field(default="mp3", description="mp3 | ogg | wav")
 
     # Voice cloning

@@ -74,6 +74,10 @@ class VoiceCloner:
         return cls(encoder, chosen)
 
     # -- references -----------------------------------------------------------------------
+    def describe(self) -> dict[str, str]:
+        """What /health and /models report for this stage."""
+        return {"backend": self.backend.name, "embedding_model": self.encoder.name}
+
     def reference_from_audio(self, samples: np.ndarray, sample_rate: int) -> SpeakerReference:
         x = check_audio(
             samples, sample_rate, min_seconds=MIN_REFERENCE_SECONDS, what="reference audio"

@@ -265,6 +265,8 @@ class KokoroBackend:
             opts = ort.SessionOptions()
             if self.options.threads:
                 opts.intra_op_num_threads = self.options.threads
+            # Idle worker threads must not spin: other languages' calls need the same cores.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = ort.InferenceSession(
                 str(self.model_file()), opts, providers=onnx_providers(self.device)
             )

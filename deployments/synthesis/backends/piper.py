@@ -112,6 +112,8 @@ class PiperBackend:
         opts = ort.SessionOptions()
         if self.options.threads:
             opts.intra_op_num_threads = self.options.threads
+        # Idle worker threads must not spin: other languages' calls need the same cores.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         config = json.loads(Path(f"{model}.json").read_text(encoding="utf-8"))
         session = ort.InferenceSession(
             str(model), sess_options=opts, providers=onnx_providers(self.device)

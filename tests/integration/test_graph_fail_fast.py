@@ -1,0 +1,24 @@
+"""Through a real Ray Serve deploy: a stage whose model is missing fails the application at start-up
+with the actionable message, instead of leaving replicas STARTING or requests waiting."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.integration.ray_cluster import ROOT, RayCluster
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+
+def test_missing_whisper_model_fails_the_deploy_with_the_fix(ray_cluster: RayCluster, tmp_path) -> None:
+    ray_cluster.deploy(ROOT / "serve_config.local.yaml", tmp_path, settings={"whisper_model": str(tmp_path / "none")})
+    started = time.monotonic()
+    try:
+        with pytest.raises(AssertionError, match="DEPLOY_FAILED") as info:
+            ray_cluster.wait_running(timeout_s=300)
+        assert "TRANSLATOR_WHISPER_MODEL" in str(info.value)
+        assert time.monotonic() - started < 300
+    finally:
+        ray_cluster.shutdown_apps()

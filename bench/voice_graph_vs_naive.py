@@ -12,7 +12,6 @@ double-count shared pages, and plain RSS) of every process of the running servic
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import sys
 import tempfile
@@ -76,88 +75,82 @@ class MemorySampler(threading.Thread):
         self.join(timeout=5)
 
 
-def naive_baseline(audio: bytes, runs: int) -> tuple[list[float], dict[str, float], MemorySampler]:
-    from deployments.services import CloningService, SynthesisService, TranslationService
-    from deployments.synthesis.synthesizer import Synthesizer
-    from deployments.transcription import Transcriber
-    from deployments.translation.translator import Translator
-    from deployments.voice_cloning.voice_cloner import VoiceCloner
-    from serve_app.audio import decode_audio, encode_audio, pcm_from_bytes, pcm_to_bytes
+class NaiveBaseline:
+    """The same model classes in this process, called one after another."""
 
-    s = Settings()
-    sampler = MemorySampler(ray_only=False)
-    sampler.start()
-    whisper = Transcriber(s.whisper_model, cache_dir=s.cache_dir, beam_size=s.whisper_beam_size)
-    translator = TranslationService(Translator.from_config(s.translator_backend, s.translator_model,
-                                                           cache_dir=s.cache_dir))
-    tts = SynthesisService(Synthesizer.from_config(s.tts_chains, cache_dir=s.cache_dir))
-    cloner = CloningService(VoiceCloner.from_config(s.voice_clone_backend, cache_dir=s.cache_dir))
-    totals: list[float] = []
-    stages: dict[str, list[float]] = {"transcribe": [], "embed": [], "translate": [], "tts": [], "voice_clone": []}
+    def __init__(self) -> None:
+        from deployments.services import CloningService, SynthesisService, TranslationService
+        from deployments.synthesis.synthesizer import Synthesizer
+        from deployments.transcription import Transcriber
+        from deployments.translation.translator import Translator
+        from deployments.voice_cloning.voice_cloner import VoiceCloner
 
-    def run_once() -> float:
+        s = Settings()
+        self.sampler = MemorySampler(ray_only=False)
+        self.sampler.start()
+        self.whisper = Transcriber(s.whisper_model, cache_dir=s.cache_dir, beam_size=s.whisper_beam_size)
+        self.translator = TranslationService(
+            Translator.from_config(s.translator_backend, s.translator_model, cache_dir=s.cache_dir)
+        )
+        self.tts = SynthesisService(Synthesizer.from_config(s.tts_chains, cache_dir=s.cache_dir, warmup=True))
+        self.cloner = CloningService(VoiceCloner.from_config(s.voice_clone_backend, cache_dir=s.cache_dir))
+        stage_names = ("transcribe", "embed", "translate", "tts", "voice_clone")
+        self.stages: dict[str, list[float]] = {k: [] for k in stage_names}
+
+    def run(self, audio: bytes) -> float:
+        from serve_app.audio import decode_audio, encode_audio, pcm_from_bytes, pcm_to_bytes
+
+        def timed(stage: str, fn, *args):
+            t = time.perf_counter()
+            out = fn(*args)
+            self.stages[stage].append(time.perf_counter() - t)
+            return out
+
         t0 = time.perf_counter()
         decoded = decode_audio(audio)
-        t = time.perf_counter()
-        text = whisper.transcribe(decoded.samples, "fr").text  # the graph is told fr too
-        stages["transcribe"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        reference = cloner.reference(pcm_to_bytes(decoded.samples), decoded.sample_rate)
-        stages["embed"].append(time.perf_counter() - t)
+        text = timed("transcribe", self.whisper.transcribe, decoded.samples, "fr").text  # the graph is told fr too
+        reference = timed("embed", self.cloner.reference, pcm_to_bytes(decoded.samples), decoded.sample_rate)
         for target in TARGETS:
-            t = time.perf_counter()
-            out = translator.translate_batch([(text, "fr", target)])[0]
-            stages["translate"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            clip = tts.synthesize(out.translated_text, target)
-            stages["tts"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            converted = cloner.convert(clip, reference)
-            stages["voice_clone"].append(time.perf_counter() - t)
+            out = timed("translate", self.translator.translate_batch, [(text, "fr", target)])[0]
+            clip = timed("tts", self.tts.synthesize, out.translated_text, target)
+            converted = timed("voice_clone", self.cloner.convert, clip, reference)
             encode_audio(pcm_from_bytes(converted.pcm), converted.sample_rate, "mp3")
         return time.perf_counter() - t0
 
-    run_once()  # warm-up (JIT, first-call allocations), as the graph gets below
-    for _ in range(runs):
-        totals.append(run_once())
-    sampler.stop()
-    breakdown = {k: statistics.median(v) for k, v in stages.items()}
-    return totals, breakdown, sampler  # the models go with this frame
 
+class Graph:
+    """The service deployed from serve_config.local.yaml on a fresh 2-CPU Ray head, used over HTTP."""
 
-def graph(audio: bytes, runs: int) -> tuple[list[float], dict[str, float], MemorySampler]:
-    cluster = RayCluster(num_cpus=2, num_gpus=0).start()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            port = cluster.deploy(ROOT / "serve_config.local.yaml", Path(tmp))
-            cluster.wait_running()
-            url = f"http://127.0.0.1:{port}"
-            wait_http_ready(url)
-            sampler = MemorySampler(ray_only=True)
-            sampler.start()
-            totals: list[float] = []
-            stages: dict[str, list[float]] = {}
-            with httpx.Client(base_url=url, timeout=600) as client:
-                for i in range(runs + 1):
-                    t0 = time.perf_counter()
-                    r = client.post("/api/v1/voice/translate", files={"audio": ("a.m4a", audio, "audio/mp4")},
-                                    data={"target_languages": ",".join(TARGETS), "source_language": "fr"})
-                    elapsed = time.perf_counter() - t0
-                    r.raise_for_status()
-                    body = r.json()
-                    assert len(body["translations"]) == len(TARGETS), body.get("failed_languages")
-                    if i == 0:
-                        continue  # warm-up
-                    totals.append(elapsed)
-                    for k, v in body["timings_ms"].items():
-                        stages.setdefault(k, []).append(v / 1000)
-                    for item in body["translations"]:
-                        for k, v in item["timings_ms"].items():
-                            stages.setdefault(f"{k} (per lang, concurrent)", []).append(v / 1000)
-            sampler.stop()
-            return totals, {k: statistics.median(v) for k, v in stages.items()}, sampler
-    finally:
-        cluster.stop()
+    def __init__(self, tmp: Path) -> None:
+        self.cluster = RayCluster(num_cpus=2, num_gpus=0).start()
+        port = self.cluster.deploy(ROOT / "serve_config.local.yaml", tmp)
+        self.cluster.wait_running()
+        url = f"http://127.0.0.1:{port}"
+        wait_http_ready(url)
+        self.client = httpx.Client(base_url=url, timeout=600)
+        self.sampler = MemorySampler(ray_only=True)
+        self.sampler.start()
+        self.stages: dict[str, list[float]] = {}
+
+    def run(self, audio: bytes) -> float:
+        t0 = time.perf_counter()
+        r = self.client.post("/api/v1/voice/translate", files={"audio": ("a.m4a", audio, "audio/mp4")},
+                             data={"target_languages": ",".join(TARGETS), "source_language": "fr"})
+        elapsed = time.perf_counter() - t0
+        r.raise_for_status()
+        body = r.json()
+        assert len(body["translations"]) == len(TARGETS), body.get("failed_languages")
+        for k, v in body["timings_ms"].items():
+            self.stages.setdefault(k, []).append(v / 1000)
+        for item in body["translations"]:
+            for k, v in item["timings_ms"].items():
+                self.stages.setdefault(f"{k} (per lang, concurrent)", []).append(v / 1000)
+        return elapsed
+
+    def close(self) -> None:
+        self.sampler.stop()
+        self.client.close()
+        self.cluster.stop()
 
 
 def main() -> None:
@@ -167,10 +160,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         wav = espeak_wav(TEXT, Path(tmp) / "msg.wav")
         audio = convert(wav, "m4a")
-    print(f"input: {len(audio)} bytes m4a, French, targets {TARGETS}, {args.runs} timed runs each (+1 warm-up)")
-    base, base_stages, base_mem = naive_baseline(audio, args.runs)
-    gc.collect()  # free the baseline's models before the graph starts
-    g, g_stages, g_mem = graph(audio, args.runs)
+    print(f"input: {len(audio)} bytes m4a, French, targets {TARGETS}, {args.runs} timed runs each (+1 warm-up),"
+          " baseline and graph interleaved so drift on a shared machine hits both alike")
+    baseline = NaiveBaseline()
+    with tempfile.TemporaryDirectory() as tmp:
+        graph = Graph(Path(tmp))
+        base: list[float] = []
+        g: list[float] = []
+        try:
+            for i in range(args.runs + 1):
+                b_time, g_time = baseline.run(audio), graph.run(audio)  # the graph idles while the baseline runs
+                if i:  # run 0 warms both up (JIT, first-call allocations)
+                    base.append(b_time)
+                    g.append(g_time)
+                print(f"run {i}: baseline {b_time:.2f} s, graph {g_time:.2f} s", flush=True)
+        finally:
+            graph.close()
+            baseline.sampler.stop()
+    base_mem, g_mem = baseline.sampler, graph.sampler
+    base_stages = {k: statistics.median(v) for k, v in baseline.stages.items()}
+    g_stages = {k: statistics.median(v) for k, v in graph.stages.items()}
     print("\n| path | p50 s | p95 s | mean s | peak memory |")
     print("|---|---|---|---|---|")
     print(f"| naive baseline (1 process, sequential) | {statistics.median(base):.2f} | {pct(base, .95):.2f} | "

@@ -177,6 +177,7 @@ class KokoroOptions(BaseModel):
     voices_file: Path | None = Field(None, description=".npz of (510,1,256) voice vectors")
     vocab_file: Path | None = None
     threads: int | None = Field(None, ge=1)
+    spin: bool = Field(True, description="onnxruntime idle threads spin (library default)")
     sentence_pause_s: float = Field(0.15, ge=0)
     max_tokens: int = Field(MAX_TOKENS, ge=16, le=510, description="phonemes per model call")
 
@@ -265,8 +266,8 @@ class KokoroBackend:
             opts = ort.SessionOptions()
             if self.options.threads:
                 opts.intra_op_num_threads = self.options.threads
-            # Idle worker threads must not spin: other languages' calls need the same cores.
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            if not self.options.spin:  # concurrent calls share the cores: idle threads must sleep
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = ort.InferenceSession(
                 str(self.model_file()), opts, providers=onnx_providers(self.device)
             )

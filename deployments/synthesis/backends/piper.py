@@ -44,6 +44,7 @@ class PiperOptions(BaseModel):
     use_packaged_voice: bool = Field(True, description="add en_US-joe-medium if installed")
     length_scale: float | None = Field(None, gt=0, description=">1 speaks slower")
     threads: int | None = Field(None, ge=1, description="onnxruntime intra-op threads")
+    spin: bool = Field(True, description="onnxruntime idle threads spin (library default)")
 
 
 def packaged_voice() -> Path | None:
@@ -112,8 +113,8 @@ class PiperBackend:
         opts = ort.SessionOptions()
         if self.options.threads:
             opts.intra_op_num_threads = self.options.threads
-        # Idle worker threads must not spin: other languages' calls need the same cores.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if not self.options.spin:  # concurrent calls share the cores: idle threads must sleep
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         config = json.loads(Path(f"{model}.json").read_text(encoding="utf-8"))
         session = ort.InferenceSession(
             str(model), sess_options=opts, providers=onnx_providers(self.device)

@@ -36,20 +36,29 @@ class RayCluster:
         self.num_cpus, self.num_gpus = num_cpus, num_gpus
         self.address = f"http://127.0.0.1:{self.dashboard_port}"
 
-    def start(self) -> RayCluster:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env(), capture_output=True, timeout=120)
-        subprocess.run(
-            [
-                str(BIN / "ray"), "start", "--head",
-                f"--port={self.gcs_port}",
-                f"--num-cpus={self.num_cpus}", f"--num-gpus={self.num_gpus}",
-                "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                f"--dashboard-port={self.dashboard_port}",
-                "--disable-usage-stats",
-            ],
-            env=env(), check=True, capture_output=True, timeout=180,
-        )
-        return self
+    def start(self, attempts: int = 3) -> RayCluster:
+        """Start the head; ports picked in advance can be taken before Ray binds them, so a failed
+        start is retried on fresh ports, and the last failure carries Ray's own stderr."""
+        for attempt in range(1, attempts + 1):
+            subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env(), capture_output=True, timeout=120)
+            done = subprocess.run(
+                [
+                    str(BIN / "ray"), "start", "--head",
+                    f"--port={self.gcs_port}",
+                    f"--num-cpus={self.num_cpus}", f"--num-gpus={self.num_gpus}",
+                    "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                    f"--dashboard-port={self.dashboard_port}",
+                    "--disable-usage-stats",
+                ],
+                env=env(), capture_output=True, text=True, timeout=180,
+            )
+            if done.returncode == 0:
+                return self
+            if attempt == attempts:
+                raise RuntimeError(f"ray start failed {attempts} times; last stderr:\n{done.stderr[-3000:]}")
+            self.dashboard_port, self.gcs_port = free_port(), free_port()
+            self.address = f"http://127.0.0.1:{self.dashboard_port}"
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def stop(self) -> None:
         subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env(), capture_output=True, timeout=120)

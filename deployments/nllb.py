@@ -13,9 +13,8 @@ from ray import serve
 
 from deployments._common import deployment_settings, device_of
 from deployments.services import TranslationService
-from deployments.translation.translator import Translator
+from deployments.translation.translator import TranslationResult, Translator
 from serve_app.errors import ServiceError
-from serve_app.stages import TranslationOutput
 
 TranslationItem = tuple[str, str, str]
 
@@ -35,14 +34,12 @@ class TranslatorDeployment:
         self.service = TranslationService(translator)
         self._batched.set_max_batch_size(settings.translator_max_batch_size)
         self._batched.set_batch_wait_timeout_s(settings.translator_batch_wait_s)
-        self.batches = 0
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
-    async def _batched(self, items: list[TranslationItem]) -> list[TranslationOutput | ServiceError]:
-        self.batches += 1
+    async def _batched(self, items: list[TranslationItem]) -> list[TranslationResult | ServiceError]:
         return await asyncio.to_thread(self.service.translate_batch, list(items))
 
-    async def translate(self, text: str, source: str, target: str) -> TranslationOutput:
+    async def translate(self, text: str, source: str, target: str) -> TranslationResult:
         out = await self._batched((text, source, target))
         if isinstance(out, ServiceError):
             raise out
@@ -52,4 +49,4 @@ class TranslatorDeployment:
         return await asyncio.to_thread(self.service.detect_language, text)
 
     async def describe(self) -> dict[str, Any]:
-        return {**self.service.describe(), "batches": self.batches}
+        return self.service.describe()

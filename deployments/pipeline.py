@@ -16,11 +16,12 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments._common import deployment_settings
 from deployments.transcription import MobileTranscription, Transcription, from_mobile
-from serve_app.audio import MIME_TYPES, decode_audio, duration_ms, encode_audio, pcm_from_bytes, pcm_to_bytes
+from deployments.translation.translator import TranslationResult
+from serve_app.audio import MIME_TYPES, duration_ms, encode_audio, pcm_from_bytes, pcm_to_bytes
 from serve_app.errors import StageUnavailableError
 from serve_app.languages import normalize_language
 from serve_app.schemas import PipelineEvent, TextTranslation, VoiceJob, VoiceResult
-from serve_app.stages import ConvertedClip, SpeechClip, TranslationOutput
+from serve_app.stages import ConvertedClip, SpeechClip
 from serve_app.voice_pipeline import WHISPER_RATE, VoicePipeline, as_service_error
 
 STAGE_NAMES = ("transcriber", "translator", "synthesizer", "voice_cloner")
@@ -41,7 +42,7 @@ class HandleStages:
     async def transcribe(self, pcm: bytes, language: str | None) -> Transcription:
         return await self.handles["transcriber"].transcribe.remote(pcm, language)
 
-    async def translate(self, text: str, source: str, target: str) -> TranslationOutput:
+    async def translate(self, text: str, source: str, target: str) -> TranslationResult:
         return await self.handles["translator"].translate.remote(text, source, target)
 
     async def speaker_reference(self, pcm: bytes, sample_rate: int) -> bytes:
@@ -87,10 +88,6 @@ class PipelineDeployment:
     async def translate_text(self, text: str, source: str, targets: list[str]) -> list[TextTranslation]:
         return await self.pipeline.translate_text(text, source, targets)
 
-    async def translate_text_stream(self, text: str, source: str, targets: list[str]) -> AsyncIterator[TextTranslation]:
-        async for item in self.pipeline.translate_text_stream(text, source, targets):
-            yield item
-
     async def process_voice(self, job: VoiceJob) -> AsyncIterator[PipelineEvent]:
         async for event in self.pipeline.process_voice(job):
             yield event
@@ -101,14 +98,7 @@ class PipelineDeployment:
     async def transcribe(
         self, audio: bytes, language: str | None = None, mobile: MobileTranscription | None = None
     ) -> Transcription:
-        decoded = await asyncio.to_thread(
-            decode_audio,
-            audio,
-            sample_rate=WHISPER_RATE,
-            max_bytes=self.settings.max_audio_bytes,
-            max_seconds=self.settings.max_audio_seconds,
-            min_seconds=self.settings.min_audio_seconds,
-        )
+        decoded = await asyncio.to_thread(self.pipeline.decode, audio)
         if mobile is not None:
             return from_mobile(mobile, duration_ms(decoded.samples, WHISPER_RATE))
         hint = normalize_language(language) if language not in (None, "", "auto") else None

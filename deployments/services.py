@@ -1,6 +1,6 @@
 """Adapters from the plain model classes to the byte-level stage API the pipeline speaks.
 
-The Ray deployments and `LocalStages` both wrap these, so the conversion between numpy arrays and
+The Ray deployments and the benchmark's baseline both use these, so the conversion between numpy arrays and
 the PCM/npz bytes that cross process boundaries is written once.
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments.translation.translator import TranslationRequest, Translator
+from deployments.translation.translator import TranslationRequest, TranslationResult, Translator
 from serve_app.audio import pcm_from_bytes, pcm_to_bytes
 from serve_app.errors import ServiceError
-from serve_app.stages import ConvertedClip, SpeechClip, TranslationOutput
+from serve_app.stages import ConvertedClip, SpeechClip
 
 
 class TranslationService:
@@ -19,25 +19,10 @@ class TranslationService:
         self.translator = translator
         self.calls = 0  # backend batches run; exposed in describe() for cache/batching checks
 
-    def translate_batch(self, items: list[tuple[str, str, str]]) -> list[TranslationOutput | ServiceError]:
+    def translate_batch(self, items: list[tuple[str, str, str]]) -> list[TranslationResult | ServiceError]:
         self.calls += 1
         requests = [TranslationRequest(text=t, source_language=s, target_language=g) for t, s, g in items]
-        outputs: list[TranslationOutput | ServiceError] = []
-        for result in self.translator.translate_many(requests):
-            if isinstance(result, ServiceError):
-                outputs.append(result)
-            else:
-                outputs.append(
-                    TranslationOutput(
-                        translated_text=result.translated_text,
-                        source_language=result.source_language,
-                        target_language=result.target_language,
-                        model=result.model,
-                        confidence=result.confidence,
-                        pass_through=result.pass_through,
-                    )
-                )
-        return outputs
+        return self.translator.translate_many(requests)
 
     def detect_language(self, text: str) -> tuple[str, float]:
         from serve_app.text_language import detect_text_language

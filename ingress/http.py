@@ -21,6 +21,7 @@ from serve_app.languages import SUPPORTED_LANGUAGES
 from serve_app.schemas import (
     DetectLanguageBody,
     DetectLanguageResponse,
+    LanguageAudio,
     OutputFormat,
     PipelineEvent,
     TextTranslation,
@@ -96,6 +97,13 @@ async def _any_error(_: Request, exc: Exception) -> JSONResponse:
     return _error(err)
 
 
+def _translation_out(r: LanguageAudio) -> TranslationOut:
+    return TranslationOut(
+        **r.model_dump(include=set(TranslationOut.model_fields) - {"audio_base64"}),
+        audio_base64=base64.b64encode(r.audio).decode("ascii"),
+    )
+
+
 def _render_voice(result: VoiceResult) -> VoiceTranslateResponse:
     t = result.timings
     return VoiceTranslateResponse(
@@ -103,21 +111,7 @@ def _render_voice(result: VoiceResult) -> VoiceTranslateResponse:
         original_text=result.transcription.text,
         original_language=result.transcription.language,
         transcription=result.transcription,
-        translations=[
-            TranslationOut(
-                target_language=r.target_language,
-                translated_text=r.translated_text,
-                audio_base64=base64.b64encode(r.audio).decode("ascii"),
-                audio_mime_type=r.audio_mime_type,
-                duration_ms=r.duration_ms,
-                voice_cloned=r.voice_cloned,
-                voice_similarity=r.voice_similarity,
-                base_voice_similarity=r.base_voice_similarity,
-                tts_backend=r.tts_backend,
-                timings_ms=r.timings_ms,
-            )
-            for r in result.translations
-        ],
+        translations=[_translation_out(r) for r in result.translations],
         failed_languages=[FailedLanguageOut(**f.model_dump()) for f in result.failed],
         voice_cloned=result.voice_cloned,
         processing_time_ms=result.processing_time_ms,
@@ -146,11 +140,7 @@ def _sse(event: PipelineEvent) -> str:
     if event.transcription is not None:
         payload["transcription"] = event.transcription.model_dump()
     if event.language is not None:
-        lang = event.language
-        payload["translation"] = {
-            **lang.model_dump(exclude={"audio"}),
-            "audio_base64": base64.b64encode(lang.audio).decode("ascii"),
-        }
+        payload["translation"] = _translation_out(event.language).model_dump()
     if event.failure is not None:
         payload["failure"] = event.failure.model_dump()
     if event.result is not None:

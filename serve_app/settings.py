@@ -72,10 +72,6 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL"))
     mongodb_url: str | None = Field(default=None, validation_alias=AliasChoices("MONGODB_URL"))
 
-    # HTTP
-    http_host: str = "127.0.0.1"
-    http_port: int = 8000
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

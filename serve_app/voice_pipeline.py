@@ -14,7 +14,15 @@ import time
 from collections.abc import AsyncIterator
 
 from deployments.transcription import Transcription, from_mobile
-from serve_app.audio import MIME_TYPES, decode_audio, duration_ms, encode_audio, pcm_from_bytes, pcm_to_bytes
+from serve_app.audio import (
+    MIME_TYPES,
+    DecodedAudio,
+    decode_audio,
+    duration_ms,
+    encode_audio,
+    pcm_from_bytes,
+    pcm_to_bytes,
+)
 from serve_app.errors import (
     InvalidRequestError,
     ServiceError,
@@ -79,6 +87,16 @@ class VoicePipeline:
             raise TextTooLongError(f"text is {len(text)} characters; the limit is {self.settings.max_text_chars}")
         return text
 
+    def decode(self, audio: bytes) -> DecodedAudio:
+        """Decode an upload to Whisper's 16 kHz mono, enforcing the configured limits."""
+        return decode_audio(
+            audio,
+            sample_rate=WHISPER_RATE,
+            max_bytes=self.settings.max_audio_bytes,
+            max_seconds=self.settings.max_audio_seconds,
+            min_seconds=self.settings.min_audio_seconds,
+        )
+
     # ---- text ----
     async def translate_text(self, text: str, source: str, targets: list[str]) -> list[TextTranslation]:
         """Translate into every target concurrently; each target reports its own success or error."""
@@ -86,16 +104,6 @@ class VoicePipeline:
         source = "auto" if source in ("", "auto", None) else normalize_language(source)
         languages = self.target_languages(targets)
         return list(await asyncio.gather(*(self._translate_one(text, source, t) for t in languages)))
-
-    async def translate_text_stream(
-        self, text: str, source: str, targets: list[str]
-    ) -> AsyncIterator[TextTranslation]:
-        """Like `translate_text`, but yields each language as soon as it is done."""
-        self.check_text(text)
-        source = "auto" if source in ("", "auto", None) else normalize_language(source)
-        languages = self.target_languages(targets)
-        for next_done in asyncio.as_completed([self._translate_one(text, source, t) for t in languages]):
-            yield await next_done
 
     async def _translate_one(self, text: str, source: str, target: str) -> TextTranslation:
         started = time.perf_counter()
@@ -132,14 +140,7 @@ class VoicePipeline:
         timings = StageTimings()
 
         t0 = time.perf_counter()
-        decoded = await asyncio.to_thread(
-            decode_audio,
-            job.audio,
-            sample_rate=WHISPER_RATE,
-            max_bytes=self.settings.max_audio_bytes,
-            max_seconds=self.settings.max_audio_seconds,
-            min_seconds=self.settings.min_audio_seconds,
-        )
+        decoded = await asyncio.to_thread(self.decode, job.audio)
         timings.decode_ms = _ms(t0)
         pcm = pcm_to_bytes(decoded.samples)
 

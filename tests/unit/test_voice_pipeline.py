@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from deployments.transcription import MobileTranscription, Transcription
+from deployments.translation.translator import TranslationResult
 from serve_app.audio import decode_audio, encode_audio, pcm_from_bytes, pcm_to_bytes
 from serve_app.errors import InvalidRequestError, SynthesisError, TextTooLongError, UnsupportedLanguageError
 from serve_app.schemas import VoiceJob
 from serve_app.settings import Settings
-from serve_app.stages import ConvertedClip, SpeechClip, TranslationOutput
+from serve_app.stages import ConvertedClip, SpeechClip
 from serve_app.voice_pipeline import VoicePipeline
 
 DELAY = 0.2
@@ -30,10 +31,10 @@ class FakeStages:
         await asyncio.sleep(DELAY)
         return Transcription(text="bonjour", language=language or "fr", confidence=0.9, durationMs=1000)
 
-    async def translate(self, text: str, source: str, target: str) -> TranslationOutput:
+    async def translate(self, text: str, source: str, target: str) -> TranslationResult:
         self.calls.append(f"translate:{target}")
         await asyncio.sleep(DELAY)
-        return TranslationOutput(translated_text=f"{text}->{target}", source_language=source, target_language=target,
+        return TranslationResult(translated_text=f"{text}->{target}", source_language=source, target_language=target,
                                  model="fake", confidence=0.8)
 
     async def speaker_reference(self, pcm: bytes, sample_rate: int) -> bytes:

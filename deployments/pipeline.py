@@ -7,6 +7,7 @@ deployment handle, and `VoicePipeline` does the fan-out. Both ingresses call thi
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,13 +18,16 @@ from ray.serve.handle import DeploymentHandle
 from deployments._common import deployment_settings
 from deployments.transcription import MobileTranscription, Transcription, from_mobile
 from deployments.translation.translator import TranslationResult
+from deployments.voice_cloning.speaker import SpeakerReference
 from serve_app.audio import MIME_TYPES, duration_ms, encode_audio, pcm_from_bytes, pcm_to_bytes
-from serve_app.errors import StageUnavailableError
+from serve_app.errors import NotFoundError, StageUnavailableError
 from serve_app.languages import normalize_language
-from serve_app.schemas import PipelineEvent, TextTranslation, VoiceJob, VoiceResult
+from serve_app.schemas import PipelineEvent, TextTranslation, VoiceAnalysis, VoiceJob, VoiceResult
 from serve_app.stages import ConvertedClip, SpeechClip
+from serve_app.voice_characteristics import measure_voice
 from serve_app.voice_pipeline import WHISPER_RATE, VoicePipeline, as_service_error
 
+log = logging.getLogger(__name__)
 STAGE_NAMES = ("transcriber", "translator", "synthesizer", "voice_cloner")
 
 
@@ -84,6 +88,8 @@ class PipelineDeployment:
         self.stages = HandleStages(transcriber, translator, synthesizer, cloner)
         self.pipeline = VoicePipeline(self.stages, self.settings)
         self.started_at = time.time()
+        self._ready: bool | None = None
+        self._ready_checked = 0.0
 
     async def translate_text(self, text: str, source: str, targets: list[str]) -> list[TextTranslation]:
         return await self.pipeline.translate_text(text, source, targets)
@@ -96,7 +102,11 @@ class PipelineDeployment:
         return await self.pipeline.run_voice(job)
 
     async def transcribe(
-        self, audio: bytes, language: str | None = None, mobile: MobileTranscription | None = None
+        self,
+        audio: bytes,
+        language: str | None = None,
+        mobile: MobileTranscription | None = None,
+        attachment_id: str | None = None,
     ) -> Transcription:
         decoded = await asyncio.to_thread(self.pipeline.decode, audio)
         if mobile is not None:
@@ -131,6 +141,49 @@ class PipelineDeployment:
             return await self.stages.detect_language(text)
         except Exception as exc:
             raise as_service_error(exc) from exc
+
+    async def analyze_voice(self, audio: bytes, transcribe: bool = False) -> VoiceAnalysis:
+        """Measure a voice sample: embedding and converter statistics, characteristics, optional text."""
+        decoded = await asyncio.to_thread(self.pipeline.decode, audio)
+        pcm = pcm_to_bytes(decoded.samples)
+        text_task = asyncio.create_task(self.stages.transcribe(pcm, None)) if transcribe else None
+        try:
+            reference = await self.stages.speaker_reference(pcm, WHISPER_RATE)
+        except Exception as exc:
+            if text_task:
+                text_task.cancel()
+            raise as_service_error(exc, "voice_clone_failed") from exc
+        transcription = None
+        if text_task is not None:
+            try:
+                transcription = await text_task
+            except Exception as exc:  # noqa: BLE001 - the analysis stands without the text
+                log.warning("analysis transcription failed: %s", as_service_error(exc).message)
+        characteristics = await asyncio.to_thread(
+            measure_voice, decoded.samples, WHISPER_RATE, transcription.text if transcription else None
+        )
+        speaker = SpeakerReference.from_npz_bytes(reference)
+        return VoiceAnalysis(
+            duration_ms=duration_ms(decoded.samples, WHISPER_RATE),
+            embedding=speaker.embedding.tolist(),
+            embedding_model=speaker.embedding_model,
+            speaker_reference=reference,
+            characteristics=characteristics.model_dump(),
+            transcription=transcription,
+        )
+
+    async def stats(self) -> dict[str, Any]:
+        """Cheap figures for pongs and /health: readiness (re-checked at most every 10 s), cache, profiles."""
+        if self._ready is None or time.monotonic() - self._ready_checked > 10:
+            try:
+                self._ready = (await asyncio.wait_for(self.health(), 5.0))["ready"]
+            except Exception:  # noqa: BLE001 - unknown readiness is reported as not ready
+                self._ready = False
+            self._ready_checked = time.monotonic()
+        return {"ready": self._ready}
+
+    async def profile_call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        raise NotFoundError(f"voice profile operation {operation!r}: the profile store is not configured")
 
     async def health(self) -> dict[str, Any]:
         components = await self.stages.describe()

@@ -153,8 +153,14 @@ def _sse(event: PipelineEvent) -> str:
 @serve.deployment(name="HttpIngress")
 @serve.ingress(app)
 class HttpIngress:
-    def __init__(self, pipeline: DeploymentHandle, settings_overrides: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: DeploymentHandle,
+        settings_overrides: dict[str, Any] | None = None,
+        gateway: DeploymentHandle | None = None,
+    ) -> None:
         self.pipeline = pipeline
+        self.gateway = gateway  # the ZMQ ingress, reported in /health
         self.settings = Settings(**(settings_overrides or {}))
 
     # ---- compatibility routes ----
@@ -196,7 +202,14 @@ class HttpIngress:
 
     @app.get("/health")
     async def health(self) -> dict[str, Any]:
-        return await self.pipeline.health.remote()
+        health = await self.pipeline.health.remote()
+        health.update(await self.pipeline.stats.remote())
+        if self.gateway is not None:
+            try:
+                health["components"]["zmq_ingress"] = {"status": "ready", **await self.gateway.stats.remote()}
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                health["components"]["zmq_ingress"] = {"status": "unavailable", "error": as_service_error(exc).message}
+        return health
 
     @app.get("/ready")
     async def ready(self) -> JSONResponse:

@@ -16,6 +16,7 @@ from deployments.tts import SynthesizerDeployment
 from deployments.voice_clone import VoiceClonerDeployment
 from deployments.whisper import TranscriberDeployment
 from ingress.http import HttpIngress
+from ingress.zmq import ZmqIngress
 from serve_app.settings import Settings
 
 
@@ -27,4 +28,5 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     synthesizer = SynthesizerDeployment.bind(overrides)
     cloner = VoiceClonerDeployment.bind(overrides)
     pipeline = PipelineDeployment.bind(transcriber, translator, synthesizer, cloner, overrides)
-    return HttpIngress.bind(pipeline, overrides)
+    gateway = ZmqIngress.bind(pipeline, overrides)  # the gateway's door, in the same application
+    return HttpIngress.bind(pipeline, overrides, gateway)

@@ -94,3 +94,10 @@ class SynthesisError(ServiceError):
 
 class VoiceCloneError(ServiceError):
     code = "voice_clone_failed"
+
+
+class NotFoundError(ServiceError):
+    """A job, profile or other record the request names does not exist."""
+
+    code = "not_found"
+    status = 404

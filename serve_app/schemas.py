@@ -6,7 +6,7 @@ each ingress renders into its own wire shape.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,6 +78,10 @@ class VoiceJob(StrictModel):
     mobile_transcription: MobileTranscription | None = None
     output_format: OutputFormat = "mp3"
     audio_mime_type: str | None = None
+    attachment_id: str | None = None
+    # A forwarded message: clone the original sender with this reference (npz, .npy or raw float32
+    # embedding bytes) and leave the forwarder's own profile alone.
+    forwarded_reference: bytes | None = None
 
 
 class StageTimings(BaseModel):
@@ -114,6 +118,20 @@ class VoiceResult(BaseModel):
     voice_cloned: bool
     processing_time_ms: int
     timings: StageTimings
+    speaker_reference: bytes | None = None  # npz of the voice the languages were converted toward
+    voice_profile: dict[str, Any] | None = None  # the sender's stored profile, summarised (camelCase)
+    voice_profile_action: str | None = None  # reused | created | improved | pending | forwarded
+
+
+class VoiceAnalysis(BaseModel):
+    """A voice sample measured: its embedding, converter statistics and characteristics."""
+
+    duration_ms: int
+    embedding: list[float]
+    embedding_model: str
+    speaker_reference: bytes
+    characteristics: dict[str, Any] = Field(default_factory=dict)
+    transcription: Transcription | None = None
 
 
 class PipelineEvent(BaseModel):

@@ -68,9 +68,47 @@ class Settings(BaseSettings):
     max_target_languages: int = Field(default=10, ge=1)
     min_audio_seconds: float = Field(default=0.3, ge=0)
 
+    # ZMQ ingress (the chat gateway's protocol, PROTOCOL.md §1)
+    zmq_host: str = Field(default="0.0.0.0", description="Interface the PULL and PUB sockets bind on.")
+    zmq_pull_port: int = Field(default=5555, ge=1, le=65535)
+    zmq_pub_port: int = Field(default=5558, ge=1, le=65535)
+    zmq_max_in_flight: int = Field(default=64, ge=1, description="Requests handled at once; more get a busy error.")
+    zmq_high_water_mark: int = Field(default=10_000, ge=1, description="Messages queued per socket.")
+    zmq_max_message_bytes: int = Field(
+        default=128 * 1024 * 1024, ge=1024, description="Hard cap per message; a larger one drops the connection."
+    )
+    zmq_bind_timeout_s: float = Field(default=60.0, gt=0, description="Keep retrying a busy port this long at start.")
+    audio_url_timeout_s: float = Field(default=15.0, gt=0)
+    audio_path_roots: list[str] = Field(
+        default_factory=list, description="Folders `audioPath` may read from; empty = any readable file."
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_attempts: int = Field(default=3, ge=1, le=10)
+    max_jobs: int = Field(default=1000, ge=1, description="Async voice jobs remembered for status queries.")
+
     # Stores (issue "stores"): unset = embedded in-process defaults
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL"))
     mongodb_url: str | None = Field(default=None, validation_alias=AliasChoices("MONGODB_URL"))
+    mongodb_database: str = "voice_translator"
+    mongodb_timeout_ms: int = Field(
+        default=2000, ge=100, description="Server selection, connect and socket timeout: unreachable = 503 in ~2 s."
+    )
+    redis_connect_timeout_s: float = Field(default=0.5, gt=0)
+    redis_socket_timeout_s: float = Field(default=0.5, gt=0)
+    cache_breaker_failures: int = Field(default=3, ge=1, description="Consecutive Redis failures that open it.")
+    cache_breaker_cooldown_s: float = Field(default=10.0, ge=0, description="How long Redis is skipped once open.")
+    translation_cache_ttl_s: int = Field(default=7 * 86400, ge=1, description="Redis TTL of a translation.")
+    transcription_cache_ttl_s: int = Field(default=7 * 86400, ge=1, description="Redis TTL of a transcription.")
+    cache_lru_size: int = Field(default=10_000, ge=1, description="Entries in the in-process LRU tier.")
+    cache_lru_ttl_s: float = Field(default=3600.0, gt=0, description="TTL of an entry in the in-process tier.")
+    voice_profile_dir: Path | None = Field(
+        default=None, description="File profile store folder when MONGODB_URL is unset (default cache_dir/...)."
+    )
+    voice_profile_max_age_days: float = Field(default=30.0, ge=0, description="Younger profiles are reused as is.")
+    voice_profile_min_speech_ms: int = Field(default=10_000, ge=0, description="Speech needed to create a profile.")
+    voice_profile_old_weight: float = Field(default=0.7, ge=0, le=1, description="Weight of the old embedding.")
+    voice_profile_recalibration_days: float = Field(default=30.0, gt=0)
+    voice_profile_recalibration_interval_s: float = Field(default=3600.0, gt=0)
 
 
 @lru_cache(maxsize=1)

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 
 from deployments.transcription import Transcription, from_mobile
+from deployments.voice_cloning.speaker import reference_from_wire
 from serve_app.audio import (
     MIME_TYPES,
     DecodedAudio,
@@ -58,6 +59,10 @@ def as_service_error(exc: BaseException, default_code: str = "processing_failed"
     if isinstance(exc, ServiceError):
         return exc
     return ServiceError(f"{type(exc).__name__}: {exc}", code=default_code)
+
+
+async def _ready(value: bytes) -> bytes:
+    return value
 
 
 class VoicePipeline:
@@ -145,7 +150,10 @@ class VoicePipeline:
         pcm = pcm_to_bytes(decoded.samples)
 
         reference_task: asyncio.Task[bytes] | None = None
-        if job.generate_voice_clone:
+        if job.forwarded_reference is not None:
+            forwarded = reference_from_wire(job.forwarded_reference).to_npz_bytes()  # bad bytes: a 4xx, now
+            reference_task = asyncio.create_task(_ready(forwarded))
+        elif job.generate_voice_clone:
             reference_task = asyncio.create_task(self._timed_reference(pcm, timings))
 
         try:
@@ -188,6 +196,7 @@ class VoicePipeline:
             voice_cloned=bool(reference) and any(r.voice_cloned for r in results),
             processing_time_ms=_ms(started),
             timings=timings,
+            speaker_reference=reference,
         )
         yield PipelineEvent(kind="completed", result=result, processing_time_ms=result.processing_time_ms)
 

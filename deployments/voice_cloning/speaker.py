@@ -184,6 +184,24 @@ def embedding_from_bytes(data: bytes) -> np.ndarray:
     return np.asarray(vec, dtype=np.float32).reshape(-1)
 
 
+def reference_from_wire(data: bytes) -> SpeakerReference:
+    """A reference as a client sends it back: our own npz, an ``.npy`` embedding, or raw float32.
+
+    The gateway stores the `embedding` frame of `audio_process_completed` and returns it as the
+    `voiceProfile` frame of a forwarded message; other producers send the bare vector.
+    """
+    if data[:2] == b"PK":
+        return SpeakerReference.from_npz_bytes(data)
+    if data[:6] == b"\x93NUMPY":
+        return SpeakerReference(embedding=embedding_from_bytes(data))
+    if not data or len(data) % 4:
+        raise InvalidRequestError(f"voice profile frame of {len(data)} bytes is neither npz, npy nor float32")
+    try:
+        return SpeakerReference(embedding=np.frombuffer(data, dtype="<f4"))
+    except ValueError as exc:
+        raise InvalidRequestError(f"voice profile frame holds no usable embedding: {exc}") from exc
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     """Cosine similarity; the one measure every reported similarity goes through."""
     a = np.asarray(a, dtype=np.float64).reshape(-1)

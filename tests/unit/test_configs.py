@@ -32,7 +32,7 @@ def test_cluster_yaml_passes_rays_schema_check() -> None:
 
 def test_local_profile_fits_two_cores() -> None:
     deps = deployments("serve_config.local.yaml")
-    assert MODELS | {"Pipeline", "HttpIngress"} == set(deps)
+    assert MODELS | {"Pipeline", "HttpIngress", "ZmqIngress"} == set(deps)
     total = sum(d["ray_actor_options"]["num_cpus"] * max_replicas(d) for d in deps.values())
     assert total <= 2.0, total
     for name, d in deps.items():
@@ -48,3 +48,10 @@ def test_production_profile_reserves_fractional_gpus_with_autoscaling() -> None:
     minimum_cpus = sum(d["ray_actor_options"]["num_cpus"] * d.get("autoscaling_config", {}).get("min_replicas", 1)
                        for d in deps.values())
     assert minimum_cpus <= 4  # fits the 4-CPU logical head the integration test starts
+
+
+def test_zmq_ingress_is_a_single_pinned_replica_in_both_profiles() -> None:
+    for name in ("serve_config.yaml", "serve_config.local.yaml"):
+        zmq = deployments(name)["ZmqIngress"]
+        assert zmq["num_replicas"] == 1 and "autoscaling_config" not in zmq, name
+    assert deployments("serve_config.yaml")["ZmqIngress"]["max_replicas_per_node"] == 1

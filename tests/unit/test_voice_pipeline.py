@@ -2,61 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import numpy as np
 import pytest
 
-from deployments.transcription import MobileTranscription, Transcription
-from deployments.translation.translator import TranslationResult
+from deployments.transcription import MobileTranscription
 from serve_app.audio import decode_audio, encode_audio, pcm_from_bytes, pcm_to_bytes
-from serve_app.errors import InvalidRequestError, SynthesisError, TextTooLongError, UnsupportedLanguageError
+from serve_app.errors import InvalidRequestError, TextTooLongError, UnsupportedLanguageError
 from serve_app.schemas import VoiceJob
 from serve_app.settings import Settings
-from serve_app.stages import ConvertedClip, SpeechClip
 from serve_app.voice_pipeline import VoicePipeline
-
-DELAY = 0.2
-
-
-class FakeStages:
-    def __init__(self, fail_tts_for: str | None = None) -> None:
-        self.fail_tts_for = fail_tts_for
-        self.calls: list[str] = []
-
-    async def transcribe(self, pcm: bytes, language: str | None) -> Transcription:
-        self.calls.append("transcribe")
-        await asyncio.sleep(DELAY)
-        return Transcription(text="bonjour", language=language or "fr", confidence=0.9, durationMs=1000)
-
-    async def translate(self, text: str, source: str, target: str) -> TranslationResult:
-        self.calls.append(f"translate:{target}")
-        await asyncio.sleep(DELAY)
-        return TranslationResult(translated_text=f"{text}->{target}", source_language=source, target_language=target,
-                                 model="fake", confidence=0.8)
-
-    async def speaker_reference(self, pcm: bytes, sample_rate: int) -> bytes:
-        self.calls.append("reference")
-        await asyncio.sleep(DELAY)
-        return b"ref"
-
-    async def synthesize(self, text: str, language: str) -> SpeechClip:
-        self.calls.append(f"tts:{language}")
-        await asyncio.sleep(DELAY)
-        if language == self.fail_tts_for:
-            raise SynthesisError(f"no voice for {language}")
-        return SpeechClip(pcm=pcm_to_bytes(np.full(8000, 0.1, np.float32)), sample_rate=16_000, backend="fake")
-
-    async def convert(self, clip: SpeechClip, reference: bytes) -> ConvertedClip:
-        assert reference == b"ref"
-        await asyncio.sleep(DELAY)
-        return ConvertedClip(pcm=clip.pcm, sample_rate=clip.sample_rate, converted=True, similarity=0.7,
-                             base_similarity=0.5, backend="fake")
-
-    async def describe(self) -> dict[str, Any]:
-        return {}
+from tests.fixtures.fake_stages import DELAY, FakeStages
 
 
 def job(targets: list[str], **kw: Any) -> VoiceJob:

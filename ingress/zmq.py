@@ -1,0 +1,198 @@
+"""ZMQ ingress: the chat gateway's PULL/PUB protocol (PROTOCOL.md §1-2) as a Ray Serve deployment.
+
+One replica, pinned (config: `num_replicas: 1`, `max_replicas_per_node: 1`, head-node resource),
+so the ports never collide. It binds PULL and PUB, reads multipart messages in one asyncio loop
+and hands each request to its own task, bounded by `zmq_max_in_flight`: the loop only parses
+frame 0 and never waits on the pipeline. A request over the budget is answered at once with its
+type's error event (`errorCode` busy / RATE_LIMITED), never with silence. Malformed input (bad
+JSON, random bytes, frames out of range, oversize payloads) is answered where the request can be
+identified and logged; the loop keeps going. `check_health` fails if the loop task has died, so
+Serve replaces the replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import zmq
+import zmq.asyncio
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from deployments._common import deployment_settings
+from ingress.gateway_handlers import GatewayHandlers, error_events
+from ingress.pipeline_client import HandlePipeline, PipelineApi
+from serve_app.errors import BusyError, InvalidRequestError
+from serve_app.gateway_events import GatewayEvent, GenericError
+from serve_app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def parse_frame0(frame: bytes) -> dict[str, Any]:
+    """Frame 0 is UTF-8 JSON holding an object; anything else is a client error."""
+    try:
+        raw = json.loads(frame.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidRequestError(f"frame 0 is not UTF-8 JSON: {exc}", code="invalid_json") from exc
+    if not isinstance(raw, dict):
+        raise InvalidRequestError(f"frame 0 must be a JSON object, got {type(raw).__name__}", code="invalid_json")
+    return raw
+
+
+class GatewayServer:
+    """The sockets and the receive loop; what each request means is `GatewayHandlers`' business."""
+
+    def __init__(self, handlers: GatewayHandlers, settings: Settings) -> None:
+        self.handlers = handlers
+        self.settings = settings
+        self.context = zmq.asyncio.Context()
+        self.pull: zmq.asyncio.Socket | None = None
+        self.pub: zmq.asyncio.Socket | None = None
+        self.loop_task: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.side_tasks: set[asyncio.Task[None]] = set()  # pongs and busy answers: not counted
+        self.malformed = 0
+        self.rejected_busy = 0
+        self.published = 0
+        handlers.in_flight = lambda: len(self.tasks)
+
+    async def start(self) -> None:
+        s = self.settings
+        self.pull = self.context.socket(zmq.PULL)
+        self.pull.setsockopt(zmq.RCVHWM, s.zmq_high_water_mark)
+        self.pull.setsockopt(zmq.MAXMSGSIZE, s.zmq_max_message_bytes)
+        self.pull.setsockopt(zmq.LINGER, 0)
+        self.pub = self.context.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.SNDHWM, s.zmq_high_water_mark)
+        self.pub.setsockopt(zmq.LINGER, 1000)
+        await self._bind(self.pull, s.zmq_pull_port)
+        await self._bind(self.pub, s.zmq_pub_port)
+        self.loop_task = asyncio.create_task(self._receive_loop(), name="zmq-receive-loop")
+        log.info("ZMQ ingress: PULL tcp://%s:%d, PUB tcp://%s:%d, at most %d requests in flight",
+                 s.zmq_host, s.zmq_pull_port, s.zmq_host, s.zmq_pub_port, s.zmq_max_in_flight)
+
+    async def _bind(self, sock: zmq.asyncio.Socket, port: int) -> None:
+        """A replaced replica may still hold the port for a moment: retry, then fail loudly."""
+        address = f"tcp://{self.settings.zmq_host}:{port}"
+        deadline = time.monotonic() + self.settings.zmq_bind_timeout_s
+        while True:
+            try:
+                sock.bind(address)
+                return
+            except zmq.ZMQError as exc:
+                if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"cannot bind {address}: {exc}. Another process holds the port; set "
+                        "TRANSLATOR_ZMQ_PULL_PORT / TRANSLATOR_ZMQ_PUB_PORT (or the zmq_*_port settings) to free ports."
+                    ) from exc
+                log.warning("%s busy, retrying", address)
+                await asyncio.sleep(0.5)
+
+    def check(self) -> None:
+        if self.loop_task is None:
+            raise RuntimeError("ZMQ receive loop not started")
+        if self.loop_task.done():
+            exc = None if self.loop_task.cancelled() else self.loop_task.exception()
+            raise RuntimeError(f"ZMQ receive loop has stopped: {exc!r}")
+
+    async def publish(self, event: GatewayEvent, binaries: Sequence[bytes] = ()) -> None:
+        assert self.pub is not None
+        frame0 = json.dumps(event.to_wire(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        await self.pub.send_multipart([frame0, *binaries], copy=len(binaries) == 0)
+        self.published += 1
+
+    async def _receive_loop(self) -> None:
+        assert self.pull is not None
+        while True:
+            try:
+                frames = await self.pull.recv_multipart()
+            except asyncio.CancelledError:
+                raise
+            except zmq.ZMQError as exc:
+                if exc.errno == zmq.ETERM:
+                    return
+                log.error("ZMQ receive failed: %s", exc)
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                self._dispatch(frames)
+            except Exception:  # noqa: BLE001 - the loop outlives any single message
+                log.exception("dispatch failed; message dropped")
+
+    def _spawn_side(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self.side_tasks.add(task)
+        task.add_done_callback(self.side_tasks.discard)
+
+    def _dispatch(self, frames: list[bytes]) -> None:
+        try:
+            raw = parse_frame0(frames[0])
+        except InvalidRequestError as exc:
+            self.malformed += 1
+            log.warning("malformed gateway message (%d frames, %d bytes): %s",
+                        len(frames), sum(len(f) for f in frames), exc.message)
+            self._spawn_side(self.publish(GenericError(error=exc.message, errorCode=exc.code)))
+            return
+        if raw.get("type") == "ping":
+            self._spawn_side(self.handlers.handle(raw, frames, self.publish))
+            return
+        if len(self.tasks) >= self.settings.zmq_max_in_flight:
+            self.rejected_busy += 1
+            busy = BusyError(f"translator busy: {len(self.tasks)} requests in flight; retry shortly")
+            self._spawn_side(self._publish_all(error_events(raw, busy)))
+            return
+        task = asyncio.create_task(self.handlers.handle(raw, frames, self.publish))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _publish_all(self, events: list[GatewayEvent]) -> None:
+        for event in events:
+            await self.publish(event)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            **self.handlers.stats(),
+            "malformed": self.malformed,
+            "rejectedBusy": self.rejected_busy,
+            "published": self.published,
+            "loopAlive": self.loop_task is not None and not self.loop_task.done(),
+            "pullPort": self.settings.zmq_pull_port,
+            "pubPort": self.settings.zmq_pub_port,
+        }
+
+    def close(self) -> None:
+        if self.loop_task is not None:
+            self.loop_task.cancel()
+        for task in list(self.tasks):
+            task.cancel()
+        self.context.destroy(linger=0)
+
+
+def build_gateway(pipeline: PipelineApi, settings: Settings) -> GatewayServer:
+    return GatewayServer(GatewayHandlers(pipeline, settings), settings)
+
+
+@serve.deployment(name="ZmqIngress")
+class ZmqIngress:
+    async def __init__(self, pipeline: DeploymentHandle, settings_overrides: dict[str, Any] | None = None) -> None:
+        settings = deployment_settings(settings_overrides)
+        self.server = build_gateway(HandlePipeline(pipeline), settings)
+        await self.server.start()
+
+    async def check_health(self) -> None:
+        self.server.check()
+
+    async def stats(self) -> dict[str, Any]:
+        return self.server.stats()
+
+    def __del__(self) -> None:
+        server = getattr(self, "server", None)
+        if server is not None:
+            server.close()

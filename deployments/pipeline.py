@@ -20,10 +20,14 @@ from deployments.transcription import MobileTranscription, Transcription, from_m
 from deployments.translation.translator import TranslationResult
 from deployments.voice_cloning.speaker import SpeakerReference
 from serve_app.audio import MIME_TYPES, duration_ms, encode_audio, pcm_from_bytes, pcm_to_bytes
-from serve_app.errors import NotFoundError, StageUnavailableError
+from serve_app.errors import StageUnavailableError
 from serve_app.languages import normalize_language
+from serve_app.profile_service import VoiceProfileService
 from serve_app.schemas import PipelineEvent, TextTranslation, VoiceAnalysis, VoiceJob, VoiceResult
 from serve_app.stages import ConvertedClip, SpeechClip
+from serve_app.stores.profile_lifecycle import VoiceProfileManager
+from serve_app.stores.translation_cache import build_translation_cache
+from serve_app.stores.voice_profiles import build_profile_store
 from serve_app.voice_characteristics import measure_voice
 from serve_app.voice_pipeline import WHISPER_RATE, VoicePipeline, as_service_error
 
@@ -76,7 +80,7 @@ class HandleStages:
 
 @serve.deployment(name="Pipeline")
 class PipelineDeployment:
-    def __init__(
+    async def __init__(
         self,
         transcriber: DeploymentHandle,
         translator: DeploymentHandle,
@@ -86,8 +90,42 @@ class PipelineDeployment:
     ) -> None:
         self.settings = deployment_settings(settings_overrides)
         self.stages = HandleStages(transcriber, translator, synthesizer, cloner)
-        self.pipeline = VoicePipeline(self.stages, self.settings)
+        # Stores: Redis + LRU cache (LRU only without REDIS_URL); MongoDB profiles (files without MONGODB_URL).
+        self.cache = build_translation_cache(self.settings)
+        self.profile_store = build_profile_store(self.settings)
+        self.profiles = VoiceProfileManager(self.profile_store, self.settings)
+        self.pipeline = VoicePipeline(self.stages, self.settings, cache=self.cache, profiles=self.profiles)
+        self.profile_service = VoiceProfileService(
+            self.profiles, self.analyze_voice, self.pipeline.speak_as, self.settings
+        )
         self.started_at = time.time()
+        self.store_ready = False
+        await self._start_store()
+        self._background = [asyncio.create_task(self._maintain_profiles())]
+
+    async def _start_store(self) -> None:
+        """Indexes at start-up. An unreachable MongoDB must not keep the graph from serving text and
+        voices: log it clearly, serve profile-less (each message cloned from its own audio), retry."""
+        try:
+            await self.profile_store.start()
+            self.store_ready = True
+        except Exception as exc:  # noqa: BLE001 - degraded mode, reported in /health
+            log.error("voice profile store unavailable at start (%s); profiles are skipped until it answers",
+                      as_service_error(exc).message)
+
+    async def _maintain_profiles(self) -> None:
+        interval = self.settings.voice_profile_recalibration_interval_s
+        while True:
+            if not self.store_ready:
+                await self._start_store()
+            else:
+                try:
+                    done = await self.profiles.recalibrate_due()
+                    if done:
+                        log.info("recalibrated %d voice profiles", done)
+                except Exception as exc:  # noqa: BLE001 - retried on the next pass
+                    log.warning("profile recalibration failed: %s", as_service_error(exc).message)
+            await asyncio.sleep(30 if not self.store_ready else interval)
         self._ready: bool | None = None
         self._ready_checked = 0.0
 
@@ -112,10 +150,7 @@ class PipelineDeployment:
         if mobile is not None:
             return from_mobile(mobile, duration_ms(decoded.samples, WHISPER_RATE))
         hint = normalize_language(language) if language not in (None, "", "auto") else None
-        try:
-            return await self.stages.transcribe(pcm_to_bytes(decoded.samples), hint)
-        except Exception as exc:
-            raise as_service_error(exc, "transcription_failed") from exc
+        return await self.pipeline.transcribe_cached(pcm_to_bytes(decoded.samples), hint, attachment_id)
 
     async def speak(self, text: str, language: str, fmt: str = "mp3") -> dict[str, Any]:
         """Plain TTS in the service's base voice; returns encoded audio and its measured duration."""
@@ -180,10 +215,14 @@ class PipelineDeployment:
             except Exception:  # noqa: BLE001 - unknown readiness is reported as not ready
                 self._ready = False
             self._ready_checked = time.monotonic()
-        return {"ready": self._ready}
+        return {
+            "ready": self._ready,
+            "cache": self.cache.stats().model_dump(),
+            "profiles": {"store": type(self.profile_store).__name__, "ready": self.store_ready},
+        }
 
     async def profile_call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        raise NotFoundError(f"voice profile operation {operation!r}: the profile store is not configured")
+        return await self.profile_service.call(operation, **kwargs)
 
     async def health(self) -> dict[str, Any]:
         components = await self.stages.describe()

@@ -9,12 +9,15 @@ never cancels the others.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from deployments.transcription import Transcription, from_mobile
-from deployments.voice_cloning.speaker import reference_from_wire
+from deployments.translation.translator import TranslationResult
+from deployments.voice_cloning.speaker import SpeakerReference, reference_from_wire
 from serve_app.audio import (
     MIME_TYPES,
     DecodedAudio,
@@ -42,6 +45,10 @@ from serve_app.schemas import (
 )
 from serve_app.settings import Settings
 from serve_app.stages import Stages
+from serve_app.stores.profile_lifecycle import NewSample, ProfileOutcome, VoiceProfileManager
+from serve_app.stores.translation_cache import CachedTranslation, TranslationCache
+from serve_app.stores.voice_profiles import VoiceProfile
+from serve_app.voice_characteristics import measure_voice
 
 log = logging.getLogger(__name__)
 WHISPER_RATE = 16_000
@@ -65,10 +72,28 @@ async def _ready(value: bytes) -> bytes:
     return value
 
 
+def _profile_summary(profile: VoiceProfile) -> dict[str, Any]:
+    summary = profile.summary()
+    summary["voiceCharacteristics"] = summary.get("voiceCharacteristics") or {}
+    return summary
+
+
 class VoicePipeline:
-    def __init__(self, stages: Stages, settings: Settings) -> None:
+    """`cache` and `profiles` are optional so the logic runs (and is unit tested) without stores."""
+
+    def __init__(
+        self,
+        stages: Stages,
+        settings: Settings,
+        cache: TranslationCache | None = None,
+        profiles: VoiceProfileManager | None = None,
+    ) -> None:
         self.stages = stages
         self.settings = settings
+        self.cache = cache
+        self.profiles = profiles
+        # The cache key names the model, so switching backend or weights never serves stale text.
+        self.model_key = f"{settings.translator_backend}:{settings.translator_model or 'default'}"
 
     # ---- validation shared by both doors ----
     def target_languages(self, targets: list[str]) -> list[str]:
@@ -110,10 +135,27 @@ class VoicePipeline:
         languages = self.target_languages(targets)
         return list(await asyncio.gather(*(self._translate_one(text, source, t) for t in languages)))
 
+    async def translate(self, text: str, source: str, target: str) -> tuple[TranslationResult, bool]:
+        """Cache first; the model is asked only on a miss. Returns the result and whether it was cached."""
+        if self.cache is not None:
+            hit = await self.cache.get(text, source, target, self.model_key)
+            if hit is not None:
+                return TranslationResult(
+                    translated_text=hit.translated_text, source_language=hit.source_language,
+                    target_language=hit.target_language, model=hit.model, confidence=hit.confidence or 0.0,
+                ), True
+        out = await self.stages.translate(text, source, target)
+        if self.cache is not None:
+            await self.cache.put(text, source, target, self.model_key, CachedTranslation(
+                translated_text=out.translated_text, source_language=out.source_language,
+                target_language=out.target_language, model=out.model, confidence=out.confidence,
+            ))
+        return out, False
+
     async def _translate_one(self, text: str, source: str, target: str) -> TextTranslation:
         started = time.perf_counter()
         try:
-            out = await self.stages.translate(text, source, target)
+            out, cached = await self.translate(text, source, target)
         except Exception as exc:  # noqa: BLE001 - reported per language, never fatal to others
             err = as_service_error(exc, "translation_failed")
             return TextTranslation(
@@ -130,6 +172,7 @@ class VoicePipeline:
             model=out.model,
             confidence=out.confidence,
             processing_time_ms=_ms(started),
+            from_cache=cached,
         )
 
     # ---- voice ----
@@ -155,14 +198,22 @@ class VoicePipeline:
             reference_task = asyncio.create_task(_ready(forwarded))
         elif job.generate_voice_clone:
             reference_task = asyncio.create_task(self._timed_reference(pcm, timings))
+        language_known: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        profile_task: asyncio.Task[ProfileOutcome | None] | None = None
+        if reference_task is not None and job.forwarded_reference is None and job.user_id and self.profiles:
+            profile_task = asyncio.create_task(self._observe_profile(job, decoded, reference_task, language_known))
 
         try:
             transcription = await self._transcribe(job, pcm, decoded.samples.size, source_hint, timings)
         except BaseException:
-            if reference_task:
-                reference_task.cancel()
+            for task in (reference_task, profile_task):
+                if task:
+                    task.cancel()
             raise
+        language_known.set_result(transcription.language)
         yield PipelineEvent(kind="transcription", transcription=transcription, processing_time_ms=_ms(started))
+        if profile_task is not None:
+            reference_task = asyncio.create_task(self._profile_reference(profile_task, reference_task))
 
         source = source_hint or transcription.language
         reference: bytes | None = None
@@ -187,6 +238,7 @@ class VoicePipeline:
                 reference = reference_task.result()
             except Exception as exc:  # noqa: BLE001 - the voices were delivered unconverted
                 log.warning("speaker embedding failed, voices not cloned: %s", as_service_error(exc).message)
+        outcome = await profile_task if profile_task is not None else None
         order = {t: i for i, t in enumerate(targets)}
         results.sort(key=lambda r: order[r.target_language])
         result = VoiceResult(
@@ -197,6 +249,9 @@ class VoicePipeline:
             processing_time_ms=_ms(started),
             timings=timings,
             speaker_reference=reference,
+            voice_profile=_profile_summary(outcome.profile) if outcome and outcome.profile else None,
+            voice_profile_action="forwarded" if job.forwarded_reference is not None else (
+                outcome.action if outcome else None),
         )
         yield PipelineEvent(kind="completed", result=result, processing_time_ms=result.processing_time_ms)
 
@@ -205,6 +260,39 @@ class VoicePipeline:
             if event.kind == "completed" and event.result is not None:
                 return event.result
         raise ServiceError("pipeline ended without a result")  # pragma: no cover - defensive
+
+    async def _observe_profile(
+        self, job: VoiceJob, decoded: DecodedAudio, reference_task: asyncio.Task[bytes], language: asyncio.Future[str]
+    ) -> ProfileOutcome | None:
+        """Reuse, create or improve the sender's profile. A store failure degrades to this message's
+        own voice (logged), never fails the message."""
+        assert self.profiles is not None and job.user_id
+        try:
+            reference = await asyncio.shield(reference_task)
+            characteristics = await asyncio.to_thread(measure_voice, decoded.samples, WHISPER_RATE)
+            sample = NewSample(
+                attachment_id=job.attachment_id or f"audio_{hashlib.sha256(job.audio).hexdigest()[:24]}",
+                duration_ms=duration_ms(decoded.samples, WHISPER_RATE),
+                language=await language,
+                embedding=SpeakerReference.from_npz_bytes(reference).embedding,
+                speaker_reference=reference,
+                characteristics=characteristics,
+            )
+            return await self.profiles.observe(job.user_id, sample)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the message is still translated in its own voice
+            log.warning("voice profile of %s not updated: %s", job.user_id, as_service_error(exc).message)
+            return None
+
+    async def _profile_reference(
+        self, profile_task: asyncio.Task[ProfileOutcome | None], reference_task: asyncio.Task[bytes]
+    ) -> bytes:
+        """Clone with the profile's voice when there is one, else with this message's."""
+        outcome = await asyncio.shield(profile_task)
+        if outcome is not None and outcome.speaker_reference:
+            return outcome.speaker_reference
+        return await reference_task
 
     async def _timed_reference(self, pcm: bytes, timings: StageTimings) -> bytes:
         t0 = time.perf_counter()
@@ -220,14 +308,37 @@ class VoicePipeline:
             return from_mobile(job.mobile_transcription, int(1000 * n_samples / WHISPER_RATE))
         t0 = time.perf_counter()
         try:
+            return await self.transcribe_cached(pcm, language, job.attachment_id)
+        finally:
+            timings.transcribe_ms = _ms(t0)
+
+    async def transcribe_cached(self, pcm: bytes, language: str | None, attachment_id: str | None) -> Transcription:
+        """Whisper once per attachment: a retried message reads `audio:transcription:{attachmentId}`."""
+        if self.cache is not None and attachment_id:
+            hit = await self.cache.get_transcription(attachment_id)
+            if hit is not None:
+                try:
+                    return Transcription.model_validate(hit)
+                except ValueError:
+                    log.warning("cached transcription of %s is unreadable; transcribing again", attachment_id)
+        try:
             transcription = await self.stages.transcribe(pcm, language)
         except Exception as exc:
             raise as_service_error(exc, "transcription_failed") from exc
-        finally:
-            timings.transcribe_ms = _ms(t0)
         if not transcription.text.strip():
             raise TranscriptionError("no speech was recognised in the audio", status=422)
+        if self.cache is not None and attachment_id:
+            await self.cache.put_transcription(attachment_id, transcription.model_dump(mode="json"))
         return transcription
+
+    async def speak_as(self, text: str, target: str, reference: bytes) -> LanguageAudio | LanguageFailure:
+        """`text` translated into `target` and spoken in the voice of `reference` (profile previews)."""
+        try:
+            iso = normalize_language(target)
+        except ServiceError as exc:
+            return LanguageFailure(target_language=target, error=exc.message, error_code=exc.code)
+        return await self._voice_language(text, "auto", iso, asyncio.create_task(_ready(reference)),
+                                          self.settings.output_format)
 
     async def _voice_language(
         self,
@@ -241,7 +352,7 @@ class VoicePipeline:
         stage = "translation_failed"
         try:
             t0 = time.perf_counter()
-            translated = await self.stages.translate(text, source, target)
+            translated, _ = await self.translate(text, source, target)
             timings["translate"] = _ms(t0)
             stage = "tts_failed"
             t0 = time.perf_counter()

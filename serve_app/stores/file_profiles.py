@@ -1,0 +1,198 @@
+"""Voice profiles as JSON files: the embedded default when no MongoDB is configured.
+
+One file per user (named by a hash of the userId, so any id is a safe file name) under
+``profiles/``, pending samples likewise under ``pending/``.  Every read-modify-write holds a per-user
+``asyncio.Lock`` (tasks in this process) *and* a ``filelock.FileLock`` (other processes: Ray replicas
+share the folder), and every write is atomic (temporary file, fsync, ``os.replace``), so a crash
+leaves the old file or the new one and concurrent writers never lose an update.  The blocking file
+work runs in a thread so the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from filelock import FileLock, Timeout
+from pydantic import TypeAdapter, ValidationError
+
+from serve_app.stores.errors import ProfileExistsError, StoreError, StoreUnavailableError
+from serve_app.stores.voice_profiles import PendingSample, VoiceProfile
+
+T = TypeVar("T")
+_PENDING_LIST = TypeAdapter(list[PendingSample])
+
+
+class FileVoiceProfileStore:
+    def __init__(self, directory: Path | str, *, lock_timeout_s: float = 10.0) -> None:
+        self.directory = Path(directory)
+        self._lock_timeout_s = lock_timeout_s
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- paths and locking ----------------------------------------------------------------------
+
+    @staticmethod
+    def _name(user_id: str) -> str:
+        return hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:40]
+
+    def _profile_path(self, user_id: str) -> Path:
+        return self.directory / "profiles" / f"{self._name(user_id)}.json"
+
+    def _pending_path(self, user_id: str) -> Path:
+        return self.directory / "pending" / f"{self._name(user_id)}.json"
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, user_id: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(user_id, asyncio.Lock())
+        async with lock:
+            # thread_local=False: acquired in a worker thread, released on the loop thread.
+            file_lock = FileLock(str(self.directory / "locks" / f"{self._name(user_id)}.lock"), thread_local=False)
+            try:
+                await asyncio.to_thread(file_lock.acquire, timeout=self._lock_timeout_s)
+            except Timeout as exc:
+                raise StoreUnavailableError(f"profile store: lock for user {user_id} is held elsewhere") from exc
+            try:
+                yield
+            finally:
+                file_lock.release()
+
+    async def _io(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except OSError as exc:
+            raise StoreUnavailableError(f"profile store folder {self.directory}: {exc}") from exc
+
+    # -- blocking helpers (run in a thread) -----------------------------------------------------
+
+    @staticmethod
+    def _read(path: Path) -> str | None:
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    @staticmethod
+    def _write_atomic(path: Path, text: str) -> None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    @staticmethod
+    def _unlink(path: Path) -> bool:
+        try:
+            path.unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def _load_profile(self, path: Path) -> VoiceProfile | None:
+        text = self._read(path)
+        if text is None:
+            return None
+        try:
+            return VoiceProfile.model_validate_json(text)
+        except ValidationError as exc:
+            raise StoreError(f"corrupt voice profile file {path}: {exc}") from exc
+
+    def _load_pending(self, user_id: str) -> builtins.list[PendingSample]:
+        text = self._read(self._pending_path(user_id))
+        return _PENDING_LIST.validate_json(text) if text else []
+
+    def _all_profiles(self) -> builtins.list[VoiceProfile]:
+        folder = self.directory / "profiles"
+        profiles = [self._load_profile(p) for p in sorted(folder.glob("*.json"))]
+        return sorted((p for p in profiles if p is not None), key=lambda p: p.userId)
+
+    # -- the store interface --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        def make() -> None:
+            for sub in ("profiles", "pending", "locks"):
+                (self.directory / sub).mkdir(parents=True, exist_ok=True)
+
+        await self._io(make)
+
+    async def ping(self) -> None:
+        if not await self._io(os.access, self.directory, os.W_OK):
+            raise StoreUnavailableError(f"profile store folder {self.directory} is not writable")
+
+    async def get(self, user_id: str) -> VoiceProfile | None:
+        # os.replace makes a file appear whole, so a reader needs no lock.
+        return await self._io(self._load_profile, self._profile_path(user_id))
+
+    async def list(self, limit: int = 50, skip: int = 0) -> builtins.list[VoiceProfile]:
+        profiles = await self._io(self._all_profiles)
+        return profiles[max(0, skip) : max(0, skip) + limit]
+
+    async def count(self) -> int:
+        return await self._io(lambda: sum(1 for _ in (self.directory / "profiles").glob("*.json")))
+
+    async def create(self, profile: VoiceProfile) -> None:
+        path = self._profile_path(profile.userId)
+        async with self._locked(profile.userId):
+            if await self._io(path.exists):
+                raise ProfileExistsError(f"user {profile.userId} already has a voice profile")
+            await self._io(self._write_atomic, path, profile.model_dump_json())
+
+    async def replace(self, profile: VoiceProfile, expected_version: int) -> bool:
+        path = self._profile_path(profile.userId)
+        async with self._locked(profile.userId):
+            current = await self._io(self._load_profile, path)
+            if current is None or current.version != expected_version:
+                return False
+            await self._io(self._write_atomic, path, profile.model_dump_json())
+            return True
+
+    async def delete(self, user_id: str) -> bool:
+        async with self._locked(user_id):
+            await self._io(self._unlink, self._pending_path(user_id))
+            return await self._io(self._unlink, self._profile_path(user_id))
+
+    async def add_pending_sample(self, user_id: str, sample: PendingSample) -> builtins.list[PendingSample]:
+        async with self._locked(user_id):
+            pending = await self._io(self._load_pending, user_id)
+            if all(p.attachmentId != sample.attachmentId for p in pending):
+                pending.append(sample)
+                text = _PENDING_LIST.dump_json(pending).decode("utf-8")
+                await self._io(self._write_atomic, self._pending_path(user_id), text)
+            return pending
+
+    async def pending_samples(self, user_id: str) -> builtins.list[PendingSample]:
+        return await self._io(self._load_pending, user_id)
+
+    async def clear_pending(self, user_id: str, attachment_ids: builtins.list[str] | None = None) -> None:
+        async with self._locked(user_id):
+            path = self._pending_path(user_id)
+            if attachment_ids is None:
+                await self._io(self._unlink, path)
+                return
+            drop = set(attachment_ids)
+            keep = [p for p in await self._io(self._load_pending, user_id) if p.attachmentId not in drop]
+            if keep:
+                await self._io(self._write_atomic, path, _PENDING_LIST.dump_json(keep).decode("utf-8"))
+            else:
+                await self._io(self._unlink, path)
+
+    async def due_for_recalibration(self, now: datetime, limit: int = 100) -> builtins.list[VoiceProfile]:
+        profiles = await self._io(self._all_profiles)
+        due = sorted((p for p in profiles if p.nextRecalibrationAt <= now), key=lambda p: p.nextRecalibrationAt)
+        return due[:limit]
+
+    async def close(self) -> None:
+        self._locks.clear()

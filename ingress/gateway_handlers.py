@@ -110,7 +110,7 @@ def audio_error_code(err: ServiceError) -> str:
 def voice_api_error_code(err: ServiceError) -> str:
     if isinstance(err, BusyError):
         return "RATE_LIMITED"
-    if isinstance(err, NotFoundError):
+    if isinstance(err, NotFoundError) or err.status == 404:
         return "NOT_FOUND"
     if isinstance(err, InvalidRequestError) or 400 <= err.status < 500:
         return "INVALID_REQUEST"
@@ -143,7 +143,9 @@ def error_events(raw: dict[str, Any], err: ServiceError) -> list[GatewayEvent]:
             for t in _targets(raw)
         ]
     if kind == "audio_process":
-        return [AudioProcessError(taskId=task_id or "", messageId=_text(raw, "messageId") or "",
+        # FIX (PROTOCOL.md): the gateway sends no taskId here; even a busy answer carries a generated one.
+        return [AudioProcessError(taskId=task_id or f"audio_{uuid.uuid4().hex}",
+                                  messageId=_text(raw, "messageId") or "",
                                   attachmentId=_text(raw, "attachmentId") or "", error=err.message,
                                   errorCode=audio_error_code(err), conversationId=_text(raw, "conversationId"))]
     if kind == "transcription_only":

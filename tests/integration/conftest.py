@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.integration.ray_cluster import RayCluster
+from tests.integration.local_graph import LocalGraph
+from tests.integration.ray_cluster import RayCluster, free_port
+from tests.integration.servers import ServerProcess, start_server
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +24,73 @@ def ray_cluster() -> Iterator[RayCluster]:
 @pytest.fixture(scope="session")
 def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("speech")
+
+
+@pytest.fixture(scope="session")
+def graph_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The real Redis the shared graph caches in; a test may kill and restart it on the same port."""
+    server = start_server("redis", tmp_path_factory.mktemp("graph-redis"))
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture(scope="session")
+def graph_mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The real MongoDB-wire server (secantusdb) the shared graph keeps voice profiles in."""
+    server = start_server("mongo", tmp_path_factory.mktemp("graph-mongo"), durable=True)
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture(scope="session")
+def graph_extra_settings(graph_redis: ServerProcess, graph_mongo: ServerProcess) -> dict[str, Any]:
+    """The shared graph runs with its real stores, as production does (URLs by the usual names)."""
+    return {"REDIS_URL": graph_redis.url, "MONGODB_URL": graph_mongo.url}
+
+
+@pytest.fixture(scope="session")
+def _local_graph_state() -> dict[str, LocalGraph]:
+    """Holds the local graph once deployed, so a test that deploys another app can put it back."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def local_graph(
+    ray_cluster: RayCluster,
+    tmp_path_factory: pytest.TempPathFactory,
+    graph_extra_settings: dict[str, Any],
+    _local_graph_state: dict[str, LocalGraph],
+) -> LocalGraph:
+    """The full graph, deployed once per session (~1-2 min) and shared by every module that serves requests.
+
+    Deliberately not shut down per module: the HTTP and ZMQ suites reuse it. A test that deploys a
+    different config replaces the whole Serve application set (`serve deploy` is declarative), so such
+    tests take `exclusive_cluster`, which re-deploys this graph afterwards if it had been deployed.
+    """
+    pull, pub = free_port(), free_port()
+    while pub == pull:
+        pub = free_port()
+    graph = LocalGraph(
+        http_url=f"http://127.0.0.1:{ray_cluster.http_port}",
+        zmq_pull_port=pull,
+        zmq_pub_port=pub,
+        cluster=ray_cluster,
+        settings={"zmq_host": "127.0.0.1", "zmq_pull_port": pull, "zmq_pub_port": pub, **graph_extra_settings},
+        config_dir=tmp_path_factory.mktemp("local-graph"),
+    )
+    graph.deploy()
+    _local_graph_state["graph"] = graph
+    return graph
+
+
+@pytest.fixture
+def exclusive_cluster(ray_cluster: RayCluster, _local_graph_state: dict[str, LocalGraph]) -> Iterator[RayCluster]:
+    """For a test that deploys its own app (and shuts it down): the shared local graph comes back after it."""
+    yield ray_cluster
+    graph = _local_graph_state.get("graph")
+    if graph is not None:
+        graph.deploy()

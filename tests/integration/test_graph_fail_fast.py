@@ -7,13 +7,18 @@ import time
 
 import pytest
 
-from tests.integration.ray_cluster import ROOT, RayCluster
+from tests.integration.ray_cluster import ROOT, RayCluster, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
-def test_missing_whisper_model_fails_the_deploy_with_the_fix(ray_cluster: RayCluster, tmp_path) -> None:
-    ray_cluster.deploy(ROOT / "serve_config.local.yaml", tmp_path, settings={"whisper_model": str(tmp_path / "none")})
+def test_missing_whisper_model_fails_the_deploy_with_the_fix(exclusive_cluster: RayCluster, tmp_path) -> None:
+    # Replaces the whole Serve app set: `exclusive_cluster` puts the shared local graph back afterwards.
+    ray_cluster = exclusive_cluster
+    ray_cluster.deploy(
+        ROOT / "serve_config.local.yaml", tmp_path,
+        settings={"whisper_model": str(tmp_path / "none"), "zmq_pull_port": free_port(), "zmq_pub_port": free_port()},
+    )
     started = time.monotonic()
     try:
         with pytest.raises(AssertionError, match="DEPLOY_FAILED") as info:

@@ -9,14 +9,16 @@ import subprocess
 import pytest
 import yaml
 
-from tests.integration.ray_cluster import BIN, ROOT, RayCluster, env, wait_http_ready
+from tests.integration.ray_cluster import BIN, ROOT, RayCluster, env, free_port, wait_http_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 MODEL_DEPLOYMENTS = {"Transcriber", "Translator", "Synthesizer", "VoiceCloner"}
 
 
-def test_production_config_reserves_fractional_gpus(ray_cluster: RayCluster, tmp_path) -> None:
+def test_production_config_reserves_fractional_gpus(exclusive_cluster: RayCluster, tmp_path) -> None:
+    # Replaces the whole Serve app set: `exclusive_cluster` puts the shared local graph back afterwards.
+    ray_cluster = exclusive_cluster
     config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
     deployments = {d["name"]: d for d in config["applications"][0]["deployments"]}
     for name in MODEL_DEPLOYMENTS:
@@ -27,7 +29,9 @@ def test_production_config_reserves_fractional_gpus(ray_cluster: RayCluster, tmp
     # The NLLB folder of the production profile is not on this machine: run the same graph with
     # the embedded translator, everything else (resources, autoscaling, device=auto) unchanged.
     port = ray_cluster.deploy(
-        ROOT / "serve_config.yaml", tmp_path, settings={"translator_backend": "gemma", "translator_model": None}
+        ROOT / "serve_config.yaml", tmp_path,
+        settings={"translator_backend": "gemma", "translator_model": None,
+                  "zmq_host": "127.0.0.1", "zmq_pull_port": free_port(), "zmq_pub_port": free_port()},
     )
     try:
         status = ray_cluster.wait_running()

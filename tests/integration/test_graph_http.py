@@ -19,19 +19,14 @@ import pytest
 from serve_app.audio import decode_audio
 from serve_app.settings import Settings
 from tests.fixtures.speech import FRENCH_5S, convert, espeak_wav, sine_wav_bytes
-from tests.integration.ray_cluster import ROOT, RayCluster, wait_http_ready
+from tests.integration.local_graph import LocalGraph
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture(scope="module")
-def base_url(ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = ray_cluster.deploy(ROOT / "serve_config.local.yaml", tmp_path_factory.mktemp("cfg"))
-    ray_cluster.wait_running()
-    url = f"http://127.0.0.1:{port}"
-    wait_http_ready(url)
-    yield url
-    ray_cluster.shutdown_apps()
+def base_url(local_graph: LocalGraph) -> str:
+    return local_graph.http_url
 
 
 @pytest.fixture(scope="module")

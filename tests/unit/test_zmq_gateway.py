@@ -1,0 +1,508 @@
+"""The ZMQ gateway over real sockets, without Ray: `GatewayServer` + handlers + the real pipeline logic
+on fake model stages (`FakePipeline`). Each test plays the chat gateway with PUSH and SUB sockets.
+
+What matters here is the protocol's promises: every request gets an answer (never silence), the
+receive loop survives anything it is sent, and every error carries the ids the gateway matches on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from ingress.zmq import GatewayServer, build_gateway
+from serve_app.settings import Settings
+from tests.fixtures.fake_stages import FakePipeline
+from tests.fixtures.gateway_client import Event, GatewayClient, connected_client, new_id
+from tests.fixtures.speech import sine_wav_bytes
+from tests.integration.ray_cluster import free_port
+
+pytestmark = pytest.mark.timeout(60)
+
+MAX_IN_FLIGHT = 4
+AUDIO = sine_wav_bytes(1.0)
+
+
+def settings(**overrides: Any) -> Settings:
+    pull, pub = free_port(), free_port()
+    while pub == pull:
+        pub = free_port()
+    return Settings(zmq_host="127.0.0.1", zmq_pull_port=pull, zmq_pub_port=pub, zmq_max_in_flight=MAX_IN_FLIGHT,
+                    **overrides)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[GatewayServer]:
+    s = settings()
+    gw = build_gateway(FakePipeline(s), s)
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        gw.close()
+
+
+@pytest.fixture
+async def gateway(server: GatewayServer) -> AsyncIterator[GatewayClient]:
+    client = await connected_client(server.settings.zmq_pull_port, server.settings.zmq_pub_port, timeout_s=10)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def is_type(*types: str):
+    return lambda e: e.type in types
+
+
+def translation(task_id: str, targets: list[str], text: str = "Bonjour", **extra: Any) -> dict[str, Any]:
+    return {"type": "translation", "taskId": task_id, "messageId": f"m-{task_id}", "text": text,
+            "sourceLanguage": "fr", "targetLanguages": targets, "conversationId": "conv", "modelType": "basic",
+            "timestamp": 1724350000000, **extra}
+
+
+def audio_process(targets: list[str], **extra: Any) -> dict[str, Any]:
+    return {"type": "audio_process", "messageId": "m1", "attachmentId": "a1", "senderId": "u1",
+            "conversationId": "c1", "targetLanguages": targets, "generateVoiceClone": True,
+            "binaryFrames": {"audio": 1, "audioMimeType": "audio/wav", "audioSize": len(AUDIO)}, **extra}
+
+
+async def pong_after(gateway: GatewayClient) -> Event:
+    """The loop is alive: a ping sent now is answered."""
+    await gateway.send({"type": "ping", "timestamp": 1})
+    return await gateway.wait_for(is_type("pong"), 5)
+
+
+# ---- happy paths, one per request type ----
+
+async def test_ping_answers_pong_with_ports(server: GatewayServer, gateway: GatewayClient) -> None:
+    pong = await pong_after(gateway)
+    assert pong["translator_status"] == "alive"
+    assert pong["translator_port_pull"] == server.settings.zmq_pull_port
+    assert pong["translator_port_pub"] == server.settings.zmq_pub_port
+    assert pong["audio_pipeline_available"] is True
+    assert isinstance(pong["timestamp"], float) and pong["timestamp"] > 1e9
+    assert pong.binaries == []
+
+
+async def test_translation_one_event_per_language(gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send(translation(task, ["en", "es", "de"]))
+    events = [await gateway.wait_for(lambda e: e.get("taskId") == task, 5) for _ in range(3)]
+    assert {e.type for e in events} == {"translation_completed"}
+    assert sorted(e["targetLanguage"] for e in events) == ["de", "en", "es"]
+    for e in events:
+        result = e["result"]
+        assert result["messageId"] == f"m-{task}"
+        assert result["translatedText"] == f"Bonjour->{e['targetLanguage']}"
+        assert result["sourceLanguage"] == "fr" and result["targetLanguage"] == e["targetLanguage"]
+        assert result["modelType"] == "basic" and result["fromCache"] is False
+        assert isinstance(result["processingTime"], float) and isinstance(result["confidenceScore"], float)
+        assert e["metadata"]["requestId"] == task and e["metadata"]["protocol"] == "ZMQ_PUB_SUB"
+    assert await gateway.no_event_for(task, 0.5) == []
+
+
+async def test_missing_type_means_translation(gateway: GatewayClient) -> None:
+    task = new_id()
+    body = translation(task, ["en"])
+    del body["type"]
+    await gateway.send(body)
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    assert event.type == "translation_completed" and event["targetLanguage"] == "en"
+
+
+async def test_story_text_object_translation(gateway: GatewayClient) -> None:
+    post = new_id("post")
+    await gateway.send({"type": "story_text_object_translation", "postId": post, "textObjectIndex": 2,
+                        "text": "Salut", "sourceLanguage": "fr", "targetLanguages": ["en", "de"], "timestamp": 1})
+    event = await gateway.wait_for(lambda e: e.get("postId") == post, 5)
+    assert event.type == "story_text_object_translation_completed"
+    assert event["textObjectIndex"] == 2
+    assert event["translations"] == {"en": "Salut->en", "de": "Salut->de"}
+
+
+async def test_audio_process_without_task_id_echoes_a_generated_one(gateway: GatewayClient) -> None:
+    await gateway.send(audio_process(["en", "es"], messageId="m-gen", attachmentId="a-gen"), AUDIO)
+    first = await gateway.wait_for(lambda e: e.get("messageId") == "m-gen", 10)
+    assert first.type == "transcription_ready"
+    task = first["taskId"]
+    assert task
+    events = [first, *await gateway.events_for(task, is_type("audio_process_completed", "audio_process_error"), 10)]
+    assert [e.type for e in events] == ["transcription_ready", "audio_translations_progressive",
+                                        "audio_translations_completed", "audio_process_completed"]
+    for e in events:
+        assert (e["taskId"], e["messageId"], e["attachmentId"]) == (task, "m-gen", "a-gen")
+        assert isinstance(e["timestamp"], float)
+    assert first["transcription"]["text"] == "bonjour" and first.binaries == []
+    for e in events[1:3]:
+        assert len(e.binaries) == 1
+        assert e["binaryFrames"]["audio"] == {"index": 1, "size": len(e.binaries[0]), "mimeType": "audio/mpeg"}
+        assert e["translatedAudio"]["targetLanguage"] == e["language"]
+        assert e["translatedAudio"]["voiceCloned"] is True
+    done = events[-1]
+    assert {t["targetLanguage"] for t in done["translatedAudios"]} == {"en", "es"}
+    frames = done["binaryFrames"]
+    assert set(frames) == {"audio_en", "audio_es", "embedding"}
+    for ref in frames.values():
+        assert ref["size"] == len(done.binaries[ref["index"] - 1])
+    assert done["voiceModelUserId"] == "u1" and done["failedLanguages"] == []
+    assert "audioBase64" not in json.dumps(done.body)
+
+
+async def test_audio_process_one_language_is_audio_translation_ready(gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send(audio_process(["en"], taskId=task), AUDIO)
+    events = await gateway.events_for(task, is_type("audio_process_completed", "audio_process_error"), 10)
+    assert [e.type for e in events] == ["transcription_ready", "audio_translation_ready", "audio_process_completed"]
+
+
+async def test_audio_process_mobile_transcription_replaces_whisper(gateway: GatewayClient) -> None:
+    task = new_id()
+    mobile = {"text": "Salut tout le monde", "language": "fr", "confidence": 0.9, "source": "ios",
+              "segments": [{"text": "Salut tout le monde", "startMs": 0, "endMs": 900}]}
+    await gateway.send(audio_process(["en"], taskId=task, mobileTranscription=mobile), AUDIO)
+    ready = await gateway.wait_for(lambda e: e.get("taskId") == task, 10)
+    assert ready.type == "transcription_ready"
+    assert ready["transcription"]["source"] == "mobile" and ready["transcription"]["text"] == "Salut tout le monde"
+    await gateway.events_for(task, is_type("audio_process_completed"), 10)
+
+
+async def test_audio_process_base64_audio_when_no_frame(gateway: GatewayClient) -> None:
+    task = new_id()
+    body = audio_process(["en"], taskId=task, audioBase64=base64.b64encode(AUDIO).decode())
+    del body["binaryFrames"]
+    await gateway.send(body)
+    events = await gateway.events_for(task, is_type("audio_process_completed", "audio_process_error"), 10)
+    assert events[-1].type == "audio_process_completed"
+
+
+async def test_audio_process_failed_language_reported_others_delivered(gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send(audio_process(["en", "xx"], taskId=task), AUDIO)
+    events = await gateway.events_for(task, is_type("audio_process_completed", "audio_process_error"), 10)
+    done = events[-1]
+    assert done.type == "audio_process_completed"
+    assert [t["targetLanguage"] for t in done["translatedAudios"]] == ["en"]
+    assert [f["targetLanguage"] for f in done["failedLanguages"]] == ["xx"]
+    assert done["failedLanguages"][0]["errorCode"] == "unsupported_language"
+
+
+async def test_transcription_only(gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send({"type": "transcription_only", "taskId": task, "messageId": "m1", "attachmentId": "a1",
+                        "audioFormat": "wav", "mobileTranscription": None,
+                        "binaryFrames": {"audio": 1, "audioMimeType": "audio/wav", "audioSize": len(AUDIO)}}, AUDIO)
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    assert event.type == "transcription_completed"
+    assert (event["messageId"], event["attachmentId"]) == ("m1", "a1")
+    assert event["transcription"]["text"] == "bonjour" and isinstance(event["processingTimeMs"], int)
+
+
+async def test_transcription_only_corrupt_audio(gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send({"type": "transcription_only", "taskId": task, "messageId": "m1", "attachmentId": "a1",
+                        "binaryFrames": {"audio": 1}}, b"\x00\x01garbage" * 100)
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    assert event.type == "transcription_error" and event["errorCode"] == "invalid_request"
+    assert event["error"]
+
+
+async def test_voice_translate_base64(gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send({"type": "voice_translate", "taskId": task, "userId": "u1",
+                        "audioBase64": base64.b64encode(AUDIO).decode(), "targetLanguages": ["en", "es"],
+                        "sourceLanguage": "fr", "generateVoiceClone": True})
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 10)
+    assert event.type == "voice_api_success", event.body
+    assert event["requestType"] == "voice_translate" and isinstance(event["processingTimeMs"], int)
+    result = event["result"]
+    assert [t["targetLanguage"] for t in result["translations"]] == ["en", "es"]
+    assert all(base64.b64decode(t["audioBase64"]) for t in result["translations"])
+    assert result["voiceCloned"] is True and result["originalText"] == "bonjour"
+
+
+async def test_voice_translate_async_progress_completed_and_status(gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send({"type": "voice_translate_async", "taskId": task, "userId": "u1",
+                        "audioBase64": base64.b64encode(AUDIO).decode(), "targetLanguages": ["en", "es"],
+                        "priority": "normal", "callbackMetadata": {"k": "v"}})
+    events = await gateway.events_for(task, is_type("voice_translation_completed", "voice_translation_failed"), 10)
+    ack = events[0]
+    assert ack.type == "voice_api_success" and ack["result"]["status"] == "pending"
+    job_id = ack["result"]["jobId"]
+    progress = [e for e in events if e.type == "voice_job_progress"]
+    assert progress and all(e["jobId"] == job_id for e in progress)
+    values = [e["progress"] for e in progress]
+    assert values == sorted(values) and all(0 <= v <= 100 for v in values)
+    assert all(isinstance(e["currentStep"], str) for e in progress)
+    final = events[-1]
+    assert final.type == "voice_translation_completed"
+    assert (final["jobId"], final["status"], final["userId"]) == (job_id, "completed", "u1")
+    assert len(final["result"]["translations"]) == 2
+
+    status_task = new_id()
+    await gateway.send({"type": "voice_job_status", "taskId": status_task, "jobId": job_id})
+    status = await gateway.wait_for(lambda e: e.get("taskId") == status_task, 5)
+    assert status.type == "voice_api_success"
+    assert status["result"]["jobId"] == job_id and status["result"]["status"] == "completed"
+    assert status["result"]["progress"] == 100
+
+    history_task = new_id()
+    await gateway.send({"type": "voice_history", "taskId": history_task, "userId": "u1"})
+    history = await gateway.wait_for(lambda e: e.get("taskId") == history_task, 5)
+    assert job_id in [j["jobId"] for j in history["result"]["jobs"]]
+
+
+async def test_voice_job_cancel(gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send({"type": "voice_translate_async", "taskId": task, "userId": "u1",
+                        "audioBase64": base64.b64encode(AUDIO).decode(), "targetLanguages": ["en"]})
+    ack = await gateway.wait_for(lambda e: e.get("taskId") == task and e.type == "voice_api_success", 5)
+    cancel_task = new_id()
+    await gateway.send({"type": "voice_job_cancel", "taskId": cancel_task, "jobId": ack["result"]["jobId"]})
+    answer = await gateway.wait_for(lambda e: e.get("taskId") == cancel_task, 5)
+    assert answer.type == "voice_api_success" and answer["result"]["status"] == "cancelled"
+    final = await gateway.wait_for(lambda e: e.get("taskId") == task and e.type.startswith("voice_translation_"), 5)
+    assert final.type == "voice_translation_failed" and final["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("kind", ["voice_languages", "voice_health", "voice_stats", "voice_admin_metrics"])
+async def test_voice_api_json_only_types(gateway: GatewayClient, kind: str) -> None:
+    task = new_id()
+    await gateway.send({"type": kind, "taskId": task})
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    assert event.type == "voice_api_success" and event["requestType"] == kind
+    if kind == "voice_languages":
+        codes = {lang["code"] for lang in event["result"]["languages"]}
+        assert {"en", "fr", "es", "de"} <= codes and event["result"]["count"] == len(codes)
+    if kind == "voice_health":
+        assert event["result"]["status"] == "healthy"
+    if kind == "voice_stats":
+        assert event["result"]["zmq"]["received"][kind] >= 1
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"type": "voice_analyze", "audioBase64": base64.b64encode(AUDIO).decode(), "userId": "u1"}, "NOT_FOUND"),
+        ({"type": "voice_compare", "audioBase64_1": "AAAA", "audioBase64_2": "AAAA"}, "NOT_FOUND"),
+        ({"type": "voice_profile_get", "userId": "u1"}, "NOT_FOUND"),
+        ({"type": "voice_profile_create", "userId": "u1", "audioBase64": "AAAA"}, "NOT_FOUND"),
+        ({"type": "voice_profile_update", "userId": "u1", "audioBase64": "AAAA"}, "NOT_FOUND"),
+        ({"type": "voice_profile_delete", "userId": "u1"}, "NOT_FOUND"),
+        ({"type": "voice_profile_list"}, "NOT_FOUND"),
+        ({"type": "voice_profile_get"}, "INVALID_REQUEST"),
+        ({"type": "voice_job_status", "jobId": "vjob_nope"}, "NOT_FOUND"),
+        ({"type": "voice_job_cancel", "jobId": "vjob_nope"}, "NOT_FOUND"),
+        ({"type": "voice_feedback", "userId": "u1", "translationId": "t", "rating": 4}, "NOT_FOUND"),
+        ({"type": "voice_feedback", "userId": "u1", "translationId": "t", "rating": 9}, "INVALID_REQUEST"),
+        ({"type": "voice_translate", "audioBase64": "not base64!", "targetLanguages": ["en"]}, "INVALID_REQUEST"),
+        ({"type": "voice_translate", "targetLanguages": ["en"]}, "INVALID_REQUEST"),
+        ({"type": "voice_translate", "audioBase64": base64.b64encode(AUDIO).decode(), "targetLanguages": ["xx"]},
+         "INVALID_REQUEST"),
+    ],
+)
+async def test_voice_api_types_always_answer(gateway: GatewayClient, body: dict[str, Any], code: str) -> None:
+    """Profile/feedback operations are not wired yet (NOT_FOUND); what matters is that each answers."""
+    task = new_id()
+    await gateway.send({**body, "taskId": task})
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    assert event.type == "voice_api_error"
+    assert event["requestType"] == body["type"] and event["errorCode"] == code and event["error"]
+    assert isinstance(event["timestamp"], float)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "voice_profile_analyze", "user_id": "u1", "audio_data": base64.b64encode(AUDIO).decode(),
+         "audio_format": "wav", "include_transcription": True, "generate_previews": True,
+         "preview_languages": ["en"]},
+        {"type": "voice_profile_verify", "user_id": "u1", "audio_data": base64.b64encode(AUDIO).decode(),
+         "existing_fingerprint": {}},
+        {"type": "voice_profile_compare", "fingerprint_a": {}, "fingerprint_b": {}},
+        {"type": "voice_profile_analyze", "user_id": "u1"},  # invalid: no audio
+    ],
+)
+async def test_voice_profile_family_is_routed_and_answers(gateway: GatewayClient, body: dict[str, Any]) -> None:
+    request_id = new_id("r")
+    await gateway.send({**body, "request_id": request_id})
+    event = await gateway.wait_for(lambda e: e.get("request_id") == request_id, 5)
+    assert event.type == "voice_profile_error"
+    assert event["success"] is False and event["requestType"] == body["type"] and event["error"]
+
+
+# ---- error paths: the loop survives, the gateway hears back ----
+
+async def test_bad_json_and_random_bytes_keep_the_loop(server: GatewayServer, gateway: GatewayClient) -> None:
+    await gateway.send(b'{"type": "translation", "taskId": ')
+    bad = await gateway.wait_for(lambda e: e.type == "error" and e["errorCode"] == "invalid_json", 5)
+    assert bad["error"] and isinstance(bad["timestamp"], float)
+    await gateway.send(os.urandom(4096), os.urandom(100))
+    await gateway.wait_for(lambda e: e.type == "error" and e["errorCode"] == "invalid_json", 5)
+    await gateway.send(b"[1, 2, 3]")  # JSON but not an object
+    await gateway.wait_for(lambda e: e.type == "error" and e["errorCode"] == "invalid_json", 5)
+    await pong_after(gateway)
+    assert server.stats()["malformed"] == 3 and server.stats()["loopAlive"] is True
+
+
+async def test_unknown_type_answers_with_its_ids(gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send({"type": "teleport", "taskId": task, "messageId": "m9"})
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    assert event.type == "error" and event["errorCode"] == "unknown_type"
+    assert event["requestType"] == "teleport" and event["messageId"] == "m9"
+    await pong_after(gateway)
+
+
+async def test_wrongly_typed_fields_answer_with_the_type_error_event(gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send({"type": "translation", "taskId": task, "text": 42, "targetLanguages": "en"})
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    assert event.type == "translation_error" and event["errorCode"] == "invalid_request"
+
+
+async def test_frame_index_out_of_range(gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send(audio_process(["en"], taskId=task, binaryFrames={"audio": 3}), AUDIO)
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    assert event.type == "audio_process_error" and event["errorCode"] == "invalid_request"
+    assert "binaryFrames.audio=3" in event["error"]
+    assert (event["messageId"], event["attachmentId"]) == ("m1", "a1")
+
+
+async def test_missing_required_ids_still_answer(gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send({"type": "audio_process", "taskId": task, "targetLanguages": ["en"],
+                        "binaryFrames": {"audio": 1}}, AUDIO)
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    assert event.type == "audio_process_error" and event["errorCode"] == "invalid_request"
+
+
+async def test_bad_forwarded_voice_profile_frame(gateway: GatewayClient) -> None:
+    task = new_id()
+    body = audio_process(["en"], taskId=task, existingVoiceProfile={"profileId": "vfp_x", "userId": "u0"},
+                         binaryFrames={"audio": 1, "voiceProfile": 2, "voiceProfileSize": 7})
+    await gateway.send(body, AUDIO, b"garbage")
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    assert event.type == "audio_process_error" and event["errorCode"] == "invalid_request"
+
+
+async def test_sixty_megabyte_frame_is_refused_and_the_loop_lives(gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send(audio_process(["en"], taskId=task), b"\x00" * (60 * 1024 * 1024))
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 20)
+    assert event.type == "audio_process_error" and event["errorCode"] == "invalid_request"
+    assert "limit" in event["error"]
+    await pong_after(gateway)
+
+
+async def test_corrupt_audio_is_invalid_request(gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send(audio_process(["en"], taskId=task), b"\x00\x01garbage" * 500)
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    assert event.type == "audio_process_error" and event["errorCode"] == "invalid_request"
+
+
+async def test_over_long_text_is_skipped(gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send(translation(task, ["en"], text="x" * 12_000))
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    assert event.type == "translation_skipped"
+    assert (event["reason"], event["length"], event["max_length"]) == ("message_too_long", 12_000, 10_000)
+    assert event["messageId"] == f"m-{task}" and event["conversationId"] == "conv"
+
+
+async def test_unknown_language_fails_alone(gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send(translation(task, ["en", "xx", "es"]))
+    events = [await gateway.wait_for(lambda e: e.get("taskId") == task, 5) for _ in range(3)]
+    by_lang = {e["targetLanguage"]: e for e in events}
+    assert by_lang["xx"].type == "translation_error" and by_lang["xx"]["errorCode"] == "unsupported_language"
+    assert by_lang["xx"]["messageId"] == f"m-{task}" and by_lang["xx"]["conversationId"] == "conv"
+    assert by_lang["en"].type == by_lang["es"].type == "translation_completed"
+    # The error is published at once, not after the others.
+    assert events[0].type == "translation_error"
+
+
+async def test_repushed_task_id_is_deduplicated_while_in_flight(server: GatewayServer, gateway: GatewayClient) -> None:
+    task = new_id()
+    await gateway.send(translation(task, ["en", "es"]))
+    await gateway.send(translation(task, ["en", "es"]))
+    events = await gateway.no_event_for(task, 1.5)
+    assert sorted(e["targetLanguage"] for e in events) == ["en", "es"]
+    assert {e.type for e in events} == {"translation_completed"}
+    assert server.stats()["deduplicated"] == 1
+    # Once done, a retry is served again (the gateway retries missing languages after 30 s).
+    await gateway.send(translation(task, ["en"]))
+    again = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    assert again.type == "translation_completed"
+
+
+async def test_flood_gets_busy_answers_never_silence(server: GatewayServer, gateway: GatewayClient) -> None:
+    n = 5 * MAX_IN_FLIGHT
+    tasks = [new_id("flood") for _ in range(n)]
+    for task in tasks:
+        await gateway.send(translation(task, ["en", "es"]))
+    voice_tasks = [new_id("vflood") for _ in range(3)]
+    for task in voice_tasks:
+        await gateway.send({"type": "voice_stats", "taskId": task})
+    # A ping while every slot is taken is still answered.
+    pong = await pong_after(gateway)
+    assert pong["in_flight"] >= 1
+
+    answers: dict[str, list[Event]] = {t: [] for t in tasks}
+    while any(len(v) < 2 for v in answers.values()):
+        event = await gateway.wait_for(lambda e: e.get("taskId") in answers, 10)
+        answers[event["taskId"]].append(event)
+    busy = [t for t, evs in answers.items() if all(e.type == "translation_error" for e in evs)]
+    served = [t for t, evs in answers.items() if all(e.type == "translation_completed" for e in evs)]
+    assert len(busy) + len(served) == n
+    assert len(served) >= MAX_IN_FLIGHT and busy
+    for t in busy:
+        assert {e["errorCode"] for e in answers[t]} == {"busy"}
+        assert sorted(e["targetLanguage"] for e in answers[t]) == ["en", "es"]
+        assert all(e["messageId"] == f"m-{t}" for e in answers[t])
+    voice = [await gateway.wait_for(lambda e, t=t: e.get("taskId") == t, 10) for t in voice_tasks]
+    assert all(e.type == "voice_api_error" and e["errorCode"] == "RATE_LIMITED" for e in voice), [
+        e.body for e in voice]
+    assert server.stats()["rejectedBusy"] >= len(busy) + len(voice_tasks)
+    await pong_after(gateway)
+
+
+async def test_busy_audio_process_answers_with_generated_ids(gateway: GatewayClient) -> None:
+    tasks = [new_id("a") for _ in range(MAX_IN_FLIGHT)]
+    for task in tasks:
+        await gateway.send(audio_process(["en"], taskId=task), AUDIO)
+    await gateway.send(audio_process(["en"], messageId="m-busy", attachmentId="a-busy"), AUDIO)
+    event = await gateway.wait_for(lambda e: e.get("messageId") == "m-busy", 5)
+    assert event.type == "audio_process_error" and event["errorCode"] == "busy"
+    assert event["attachmentId"] == "a-busy" and event["taskId"]
+    for task in tasks:
+        await gateway.events_for(task, is_type("audio_process_completed"), 20)
+
+
+async def test_check_fails_once_the_loop_is_dead(server: GatewayServer) -> None:
+    server.check()
+    assert server.loop_task is not None
+    server.loop_task.cancel()
+    await asyncio.sleep(0.05)
+    with pytest.raises(RuntimeError, match="stopped"):
+        server.check()
+    assert server.stats()["loopAlive"] is False
+
+
+async def test_check_fails_before_start() -> None:
+    s = settings()
+    gw = build_gateway(FakePipeline(s), s)
+    try:
+        with pytest.raises(RuntimeError, match="not started"):
+            gw.check()
+    finally:
+        gw.close()

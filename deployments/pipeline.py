@@ -99,6 +99,8 @@ class PipelineDeployment:
             self.profiles, self.analyze_voice, self.pipeline.speak_as, self.settings
         )
         self.started_at = time.time()
+        self._ready: bool | None = None  # last readiness seen by stats(), re-checked every 10 s
+        self._ready_checked = 0.0
         self.store_ready = False
         await self._start_store()
         self._background = [asyncio.create_task(self._maintain_profiles())]
@@ -126,8 +128,6 @@ class PipelineDeployment:
                 except Exception as exc:  # noqa: BLE001 - retried on the next pass
                     log.warning("profile recalibration failed: %s", as_service_error(exc).message)
             await asyncio.sleep(30 if not self.store_ready else interval)
-        self._ready: bool | None = None
-        self._ready_checked = 0.0
 
     async def translate_text(self, text: str, source: str, targets: list[str]) -> list[TextTranslation]:
         return await self.pipeline.translate_text(text, source, targets)

@@ -72,6 +72,13 @@ class VoiceTranslateResponse(BaseModel):
     voice_cloned: bool
     processing_time_ms: int
     timings_ms: dict[str, int] = Field(default_factory=dict)
+    voice_profile: dict[str, Any] | None = None
+    voice_profile_action: str | None = None
+
+
+class FingerprintCompareBody(BaseModel):
+    fingerprint_a: dict[str, Any]
+    fingerprint_b: dict[str, Any]
 
 
 class SpeechBody(BaseModel):
@@ -116,6 +123,8 @@ def _render_voice(result: VoiceResult) -> VoiceTranslateResponse:
         voice_cloned=result.voice_cloned,
         processing_time_ms=result.processing_time_ms,
         timings_ms={"decode": t.decode_ms, "transcribe": t.transcribe_ms, "embed": t.embed_ms},
+        voice_profile=result.voice_profile,
+        voice_profile_action=result.voice_profile_action,
     )
 
 
@@ -236,6 +245,7 @@ class HttpIngress:
         user_id: str | None,
         output_format: str,
         mobile_transcription: str | None,
+        attachment_id: str | None = None,
     ) -> VoiceJob:
         mobile = None
         if mobile_transcription:
@@ -254,6 +264,7 @@ class HttpIngress:
                 output_format=output_format,
                 mobile_transcription=mobile,
                 audio_mime_type=audio.content_type,
+                attachment_id=attachment_id or None,
             )
         except ValidationError as exc:
             raise InvalidRequestError(f"invalid voice request: {exc.errors(include_url=False)}") from exc
@@ -268,10 +279,12 @@ class HttpIngress:
         user_id: Annotated[str | None, Form()] = None,
         output_format: Annotated[str, Form()] = "mp3",
         mobile_transcription: Annotated[str | None, Form(description="JSON of a client-side transcription")] = None,
+        attachment_id: Annotated[str | None, Form(description="Caches the transcription for retries")] = None,
     ) -> VoiceTranslateResponse:
+        """With user_id, the sender's voice profile is reused, created or improved along the way."""
         job = await self._voice_job(
             audio, target_languages, source_language, generate_voice_clone, user_id, output_format,
-            mobile_transcription,
+            mobile_transcription, attachment_id,
         )
         result: VoiceResult = await self.pipeline.run_voice.remote(job)
         return _render_voice(result)
@@ -311,6 +324,62 @@ class HttpIngress:
         language: Annotated[str | None, Form()] = None,
     ) -> Transcription:
         return await self.pipeline.transcribe.remote(await self._read_audio(audio), language)
+
+    # ---- voice profiles (the same service the ZMQ voice API uses) ----
+    @app.get("/api/v1/voice/profiles")
+    async def list_profiles(self, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        if not 1 <= limit <= 500 or offset < 0:
+            raise InvalidRequestError("limit must be 1-500 and offset >= 0")
+        return await self.pipeline.profile_call.remote("list", limit=limit, offset=offset)
+
+    @app.get("/api/v1/voice/profiles/{user_id}")
+    async def get_profile(self, user_id: str) -> dict[str, Any]:
+        return await self.pipeline.profile_call.remote("get", user_id=user_id)
+
+    @app.post("/api/v1/voice/profiles/{user_id}", status_code=201)
+    async def create_profile(self, user_id: str, audio: Annotated[UploadFile, File()]) -> dict[str, Any]:
+        """Create from at least 10 s of speech."""
+        return await self.pipeline.profile_call.remote("create", user_id=user_id, audio=await self._read_audio(audio))
+
+    @app.put("/api/v1/voice/profiles/{user_id}")
+    async def update_profile(self, user_id: str, audio: Annotated[UploadFile, File()]) -> dict[str, Any]:
+        """Improve with a new sample: 0.7 old / 0.3 new, version + 1."""
+        return await self.pipeline.profile_call.remote("update", user_id=user_id, audio=await self._read_audio(audio))
+
+    @app.delete("/api/v1/voice/profiles/{user_id}")
+    async def delete_profile(self, user_id: str) -> dict[str, Any]:
+        return await self.pipeline.profile_call.remote("delete", user_id=user_id)
+
+    @app.post("/api/v1/voice/analyze")
+    async def analyze_voice(
+        self,
+        audio: Annotated[UploadFile, File()],
+        user_id: Annotated[str | None, Form()] = None,
+        include_transcription: Annotated[bool, Form()] = True,
+    ) -> dict[str, Any]:
+        """Embedding, fingerprint (with embedding_data for verify/compare), characteristics."""
+        return await self.pipeline.profile_call.remote(
+            "analyze", audio=await self._read_audio(audio), user_id=user_id,
+            include_transcription=include_transcription,
+        )
+
+    @app.post("/api/v1/voice/verify")
+    async def verify_voice(
+        self, audio: Annotated[UploadFile, File()], user_id: Annotated[str, Form()]
+    ) -> dict[str, Any]:
+        """Is this the stored profile's voice? Cosine similarity, threshold 0.80."""
+        return await self.pipeline.profile_call.remote("verify", audio=await self._read_audio(audio), user_id=user_id)
+
+    @app.post("/api/v1/voice/compare")
+    async def compare_fingerprints(self, body: FingerprintCompareBody) -> dict[str, Any]:
+        return await self.pipeline.profile_call.remote(
+            "compare", fingerprint_a=body.fingerprint_a, fingerprint_b=body.fingerprint_b
+        )
+
+    @app.get("/stats")
+    async def stats(self) -> dict[str, Any]:
+        """Cache hits/misses/hit rate and the profile store's state."""
+        return await self.pipeline.stats.remote()
 
     @app.post("/api/v1/tts", response_class=Response)
     async def tts(self, body: SpeechBody) -> Response:

@@ -1,0 +1,90 @@
+"""The voice profile service over a file store and fake stages: analyze (with previews), verify,
+compare, CRUD errors, and feedback that is kept, not dropped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deployments.voice_cloning.speaker import SpeakerReference
+from serve_app.profile_service import VoiceProfileService
+from serve_app.schemas import VoiceAnalysis
+from serve_app.settings import Settings
+from serve_app.stores.errors import ProfileNotFoundError, ProfileTooShortError
+from serve_app.stores.file_profiles import FileVoiceProfileStore
+from serve_app.stores.profile_lifecycle import VoiceProfileManager
+from serve_app.voice_pipeline import VoicePipeline
+from tests.fixtures.fake_stages import FakeStages
+
+CHARACTERISTICS = {"pitchMeanHz": 140.0, "pitchStdHz": 10.0, "pitchMinHz": 120.0, "pitchMaxHz": 160.0,
+                   "pitchRangeHz": 40.0, "energyDb": -20.0, "energyStdDb": 3.0, "speakingRate": 4.0,
+                   "speakingRateUnit": "syllables_per_second", "voicedRatio": 0.6, "durationMs": 12_000}
+
+
+def voice(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=256).astype(np.float32)
+
+
+def fake_analyze(durations: dict[bytes, int]):  # noqa: ANN201 - a test double of Pipeline.analyze_voice
+    async def analyze(audio: bytes, transcribe: bool) -> VoiceAnalysis:
+        vec = voice(audio[0])
+        return VoiceAnalysis(duration_ms=durations.get(audio, 12_000), embedding=vec.tolist(),
+                             embedding_model="resemblyzer-ge2e-256",
+                             speaker_reference=SpeakerReference(embedding=vec, log_f0_mean=5.0,
+                                                                log_f0_std=0.2).to_npz_bytes(),
+                             characteristics=CHARACTERISTICS)
+    return analyze
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> VoiceProfileService:
+    settings = Settings(cache_dir=tmp_path)
+    store = FileVoiceProfileStore(tmp_path / "profiles")
+    await store.start()
+    pipeline = VoicePipeline(FakeStages(), settings)
+    return VoiceProfileService(VoiceProfileManager(store, settings), fake_analyze({b"\x02short": 4000}),
+                               pipeline.speak_as, settings)
+
+
+async def test_analyze_gives_a_fingerprint_that_verify_and_compare_accept(service: VoiceProfileService) -> None:
+    a = await service.call("analyze", audio=b"\x01sample", user_id="u1", preview_languages=["en", "zz"],
+                           preview_text="Bonjour")
+    assert a["embedding_dimension"] == 256 and a["signature_short"] == a["fingerprint"]["signatureShort"]
+    assert a["profile_id"].startswith("vfp_") and a["quality_score"] == pytest.approx(0.5)
+    previews = {p["language"]: p for p in a["voice_previews"]}
+    assert previews["en"]["success"] and previews["en"]["voice_cloned"] and previews["en"]["audio_base64"]
+    assert previews["zz"]["success"] is False and previews["zz"]["error_code"] == "unsupported_language"
+
+    same = await service.call("verify", audio=b"\x01again", user_id="u1", fingerprint=a["fingerprint"])
+    assert same["is_match"] is True and same["similarity_score"] == pytest.approx(1.0, abs=1e-4)
+    other = await service.call("analyze", audio=b"\x07other", wire="camel")
+    assert "signatureShort" in other and "embeddingData" in other
+    compared = await service.call("compare", fingerprint_a=a["fingerprint"], fingerprint_b=other["fingerprint"])
+    assert compared["is_match"] is False and compared["threshold"] == 0.8
+
+
+async def test_profile_crud_and_its_errors(service: VoiceProfileService) -> None:
+    with pytest.raises(ProfileNotFoundError):
+        await service.call("get", user_id="nobody")
+    with pytest.raises(ProfileTooShortError):
+        await service.call("create", user_id="u2", audio=b"\x02short")
+    created = await service.call("create", user_id="u2", audio=b"\x03long")
+    assert created["version"] == 1 and "embedding" not in created
+    updated = await service.call("update", user_id="u2", audio=b"\x04more")
+    assert updated["version"] == 2 and updated["audioCount"] == 2
+    listed = await service.call("list", limit=10, offset=0)
+    assert listed["total"] == 1 and listed["profiles"][0]["userId"] == "u2"
+    with pytest.raises(ProfileNotFoundError):
+        await service.call("verify", audio=b"\x01x", user_id="nobody")
+    assert (await service.call("delete", user_id="u2"))["deleted"] is True
+    with pytest.raises(ProfileNotFoundError):
+        await service.call("delete", user_id="u2")
+
+
+async def test_feedback_is_written_down(service: VoiceProfileService, tmp_path: Path) -> None:
+    out = await service.call("feedback", feedback={"userId": "u1", "translationId": "vtr_1", "rating": 4})
+    lines = (tmp_path / "voice_feedback.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["feedbackId"] == out["feedbackId"] and json.loads(lines[-1])["rating"] == 4

@@ -70,12 +70,10 @@ def quality_score(total_duration_ms: int, sample_count: int) -> float:
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    a = np.asarray(a, dtype=np.float64).reshape(-1)
-    b = np.asarray(b, dtype=np.float64).reshape(-1)
-    if a.shape != b.shape:
-        raise ValueError(f"embedding sizes differ: {a.size} vs {b.size}")
-    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(np.dot(a, b) / denom) if denom else 0.0
+    """The same measure every reported voice similarity uses (the cloner's own `cosine`)."""
+    from deployments.voice_cloning.speaker import cosine
+
+    return cosine(a, b)
 
 
 def weighted_mean_embedding(vectors: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:

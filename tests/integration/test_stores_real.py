@@ -11,11 +11,10 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo.errors import DuplicateKeyError
@@ -35,7 +34,7 @@ from serve_app.stores import (
     build_translation_cache,
     translation_key,
 )
-from serve_app.stores.voice_profiles import l2_normalize
+from tests.fixtures.profiles import Clock, vec
 from tests.integration.servers import (  # noqa: F401 - pytest fixtures
     ServerProcess,
     free_port,
@@ -52,16 +51,6 @@ VALUE = CachedTranslation(
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def vec(seed: int) -> np.ndarray:
-    return l2_normalize(np.random.default_rng(seed).normal(size=256))
 
 
 def sample(attachment: str, seconds: float, seed: int = 0) -> NewSample:

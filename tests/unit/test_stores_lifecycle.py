@@ -6,7 +6,7 @@ The same scenarios run against a real MongoDB-wire server in tests/integration/t
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +24,7 @@ from serve_app.stores import (
     build_profile_store,
 )
 from serve_app.stores.voice_profiles import l2_normalize
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def vec(seed: int) -> np.ndarray:
-    return l2_normalize(np.random.default_rng(seed).normal(size=256))
+from tests.fixtures.profiles import Clock, vec
 
 
 def sample(attachment: str, seconds: float, seed: int = 0, f0: float = 150.0) -> NewSample:

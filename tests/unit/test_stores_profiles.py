@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from deployments.voice_cloning.speaker import ENVELOPE_HZ, SpeakerReference
+from serve_app.errors import InvalidRequestError
 from serve_app.stores.profile_lifecycle import blend_references, cosine_similarity, quality_score
 from serve_app.stores.voice_profiles import (
     VoiceProfile,
@@ -73,7 +74,7 @@ def test_cosine_similarity() -> None:
     assert cosine_similarity(v, 2 * v) == pytest.approx(1.0)
     assert cosine_similarity(v, -v) == pytest.approx(-1.0)
     assert cosine_similarity(v, np.zeros_like(v)) == 0.0
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidRequestError):  # a client sent mismatched embeddings: a 4xx, not a crash
         cosine_similarity(v, v[:10])
 
 

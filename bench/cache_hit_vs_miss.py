@@ -25,7 +25,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.ray_cluster import RayCluster, wait_http_ready  # noqa: E402
+from tests.integration.ray_cluster import RayCluster, free_port, wait_http_ready  # noqa: E402
 from tests.integration.servers import start_server  # noqa: E402
 
 SENTENCES = [
@@ -90,7 +90,10 @@ def main() -> None:
         redis = start_server("redis", tmp / "redis")
         cluster = RayCluster(num_cpus=2, num_gpus=0).start()
         try:
-            settings = {"REDIS_URL": redis.url, "zmq_host": "127.0.0.1"}
+            settings = {"REDIS_URL": redis.url, "zmq_host": "127.0.0.1", "zmq_pull_port": free_port(),
+                        "zmq_pub_port": free_port()}
+            (tmp / "cfg").mkdir()
+            (tmp / "cfg2").mkdir()
             port = cluster.deploy(ROOT / "serve_config.local.yaml", tmp / "cfg", settings=settings)
             cluster.wait_running()
             url = f"http://127.0.0.1:{port}"

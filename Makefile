@@ -14,7 +14,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 
 APT_PACKAGES := espeak-ng sox libsndfile1 redis-server
 
-.PHONY: setup apt venv weights run test unit integration bench lint clean
+.PHONY: setup apt venv weights run test unit integration bench bench-zmq bench-cache lint clean
 
 setup: apt $(STAMP) weights
 
@@ -50,6 +50,12 @@ test: setup
 
 bench: setup
 	$(PY) bench/voice_graph_vs_naive.py
+
+bench-zmq: setup
+	$(PY) bench/zmq_vs_http.py
+
+bench-cache: setup
+	$(PY) bench/cache_hit_vs_miss.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -205,6 +205,8 @@ class GatewayHandlers:
         self.deduplicated = 0
         self.started_at = time.time()
         self.in_flight = lambda: 0  # the transport replaces this with its live count
+        # voice_stats reports the transport's counters too (busy rejections, malformed input, loop state).
+        self.transport_stats: Callable[[], dict[str, Any]] = self.stats
         self.routes: dict[str, Callable[[dict[str, Any], list[bytes], Publish], Awaitable[None]]] = {
             "ping": self.on_ping,
             "translation": self.on_translation,
@@ -348,7 +350,9 @@ class GatewayHandlers:
             raise UnsupportedLanguageError("; ".join(f.error for f in rejected))
         job = VoiceJob(
             audio=audio, target_languages=targets, generate_voice_clone=req.generateVoiceClone,
-            user_id=req.senderId, mobile_transcription=req.mobileTranscription,
+            # A forwarded message is the original sender's voice: it never updates the forwarder's profile.
+            user_id=None if req.existingVoiceProfile is not None else req.senderId,
+            mobile_transcription=req.mobileTranscription,
             output_format=self.settings.output_format,
             audio_mime_type=req.audioMimeType or (refs.audioMimeType if refs else None),
             attachment_id=req.attachmentId, forwarded_reference=forwarded,
@@ -477,7 +481,7 @@ class GatewayHandlers:
             health = await self.pipeline.health()
             return {**health, "zmq": {"inFlight": self.in_flight()}}
         if kind in ("voice_stats", "voice_admin_metrics"):
-            stats = {"zmq": self.stats(), **(await self.pipeline.stats())}
+            stats = {"zmq": self.transport_stats(), **(await self.pipeline.stats())}
             if kind == "voice_admin_metrics":
                 stats["health"] = await self.pipeline.health()
             return stats

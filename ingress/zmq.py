@@ -62,6 +62,7 @@ class GatewayServer:
         self.rejected_busy = 0
         self.published = 0
         handlers.in_flight = lambda: len(self.tasks)
+        handlers.transport_stats = self.stats
 
     async def start(self) -> None:
         s = self.settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ class LocalGraph:
         self.cluster.deploy(ROOT / "serve_config.local.yaml", self.config_dir, settings=self.settings)
         self.cluster.wait_running()
         wait_http_ready(self.http_url)
-        asyncio.run(_zmq_ready(self.zmq_pull_port, self.zmq_pub_port))
+        # On its own thread: a fixture may be set up while pytest-asyncio holds an event loop here.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, _zmq_ready(self.zmq_pull_port, self.zmq_pub_port)).result()
 
 
 async def _zmq_ready(pull_port: int, pub_port: int) -> None:

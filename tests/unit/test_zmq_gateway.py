@@ -284,7 +284,7 @@ async def test_voice_api_json_only_types(gateway: GatewayClient, kind: str) -> N
     if kind == "voice_health":
         assert event["result"]["status"] == "healthy"
     if kind == "voice_stats":
-        assert event["result"]["zmq"]["received"][kind] >= 1
+        assert event["result"]["zmq"]["received"][kind] >= 1 and event["result"]["zmq"]["loopAlive"] is True
 
 
 @pytest.mark.parametrize(

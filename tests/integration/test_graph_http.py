@@ -81,7 +81,8 @@ def test_liveness_readiness_and_health(client: httpx.Client) -> None:
     assert client.get("/ready").status_code == 200
     health = client.get("/health").json()
     assert health["status"] == "healthy"
-    assert set(health["components"]) == {"transcriber", "translator", "synthesizer", "voice_cloner"}
+    assert set(health["components"]) == {"transcriber", "translator", "synthesizer", "voice_cloner", "zmq_ingress"}
+    assert health["components"]["zmq_ingress"]["loopAlive"] is True  # the gateway's door, same graph
     assert all(c["status"] == "ready" for c in health["components"].values())
     assert client.get("/models").json()["models"]["translator"]["backend"] == "gemma"
 

@@ -29,7 +29,7 @@ async def test_languages_run_concurrently_and_stream_in_order_of_completion() ->
     elapsed = time.perf_counter() - started
     assert [e.kind for e in events] == ["transcription", "language", "language", "language", "completed"]
     # transcription || embedding, then translate -> tts -> convert per language, all languages at once
-    assert elapsed < 5 * DELAY, elapsed
+    assert elapsed < 7 * DELAY, elapsed  # sequential would take ~11 x DELAY; slack for a loaded machine
     result = events[-1].result
     assert result is not None and [t.target_language for t in result.translations] == ["en", "es", "de"]
     assert result.voice_cloned and all(t.voice_similarity == 0.7 for t in result.translations)

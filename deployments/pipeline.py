@@ -94,7 +94,8 @@ class PipelineDeployment:
         self.cache = build_translation_cache(self.settings)
         self.profile_store = build_profile_store(self.settings)
         self.profiles = VoiceProfileManager(self.profile_store, self.settings)
-        self.pipeline = VoicePipeline(self.stages, self.settings, cache=self.cache, profiles=self.profiles)
+        # Profiles join the pipeline once the store has answered (see _start_store).
+        self.pipeline = VoicePipeline(self.stages, self.settings, cache=self.cache)
         self.profile_service = VoiceProfileService(
             self.profiles, self.analyze_voice, self.pipeline.speak_as, self.settings
         )
@@ -110,24 +111,18 @@ class PipelineDeployment:
         voices: log it clearly, serve profile-less (each message cloned from its own audio), retry."""
         try:
             await self.profile_store.start()
-            self.store_ready = True
         except Exception as exc:  # noqa: BLE001 - degraded mode, reported in /health
             log.error("voice profile store unavailable at start (%s); profiles are skipped until it answers",
                       as_service_error(exc).message)
+            return
+        self.store_ready = True
+        self.pipeline.profiles = self.profiles
 
     async def _maintain_profiles(self) -> None:
-        interval = self.settings.voice_profile_recalibration_interval_s
-        while True:
-            if not self.store_ready:
-                await self._start_store()
-            else:
-                try:
-                    done = await self.profiles.recalibrate_due()
-                    if done:
-                        log.info("recalibrated %d voice profiles", done)
-                except Exception as exc:  # noqa: BLE001 - retried on the next pass
-                    log.warning("profile recalibration failed: %s", as_service_error(exc).message)
-            await asyncio.sleep(30 if not self.store_ready else interval)
+        while not self.store_ready:
+            await asyncio.sleep(30)
+            await self._start_store()
+        await self.profiles.run_recalibration_loop(self.settings.voice_profile_recalibration_interval_s)
 
     async def translate_text(self, text: str, source: str, targets: list[str]) -> list[TextTranslation]:
         return await self.pipeline.translate_text(text, source, targets)

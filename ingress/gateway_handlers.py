@@ -220,8 +220,8 @@ class GatewayHandlers:
     # ---- entry ----
     async def handle(self, raw: dict[str, Any], frames: list[bytes], publish: Publish) -> None:
         kind = raw.get("type") or "translation"
-        self.received[str(kind)] += 1
         handler = self.routes.get(kind) if isinstance(kind, str) else None
+        self.received[kind if handler is not None else "unknown"] += 1  # client strings never grow the map
         try:
             if handler is None:
                 raise InvalidRequestError(f"unknown message type {kind!r}", code="unknown_type")
@@ -234,7 +234,8 @@ class GatewayHandlers:
             await self.publish_error(raw, as_service_error(exc), publish)
 
     async def publish_error(self, raw: dict[str, Any], err: ServiceError, publish: Publish) -> None:
-        self.failed[str(raw.get("type") or "translation")] += 1
+        kind = raw.get("type") or "translation"
+        self.failed[kind if isinstance(kind, str) and kind in self.routes else "unknown"] += 1
         level = logging.ERROR if err.status >= 500 else logging.INFO
         log.log(level, "gateway request %s failed (%s): %s", raw.get("type"), err.code, err.message)
         for event in error_events(raw, err):
@@ -284,14 +285,19 @@ class GatewayHandlers:
             log.info("translation %s re-pushed while in flight; de-duplicated", req.taskId)
             return
         pending.update(languages)
+        await asyncio.gather(*(self._translate_one(req, lang, publish, pending) for lang in languages))
+
+    async def _translate_one(self, req: TranslationRequest, language: str, publish: Publish, pending: set[str]) -> None:
+        """Each language leaves the in-flight set as soon as it is answered, so the gateway's retry of a
+        failed language is served even while the task's other languages still run."""
         try:
-            await asyncio.gather(*(self._translate_one(req, lang, publish) for lang in languages))
+            await self._translate_and_publish(req, language, publish)
         finally:
-            pending.difference_update(languages)
-            if not pending:
+            pending.discard(language)
+            if not pending and self.translations_in_flight.get(req.taskId) is pending:
                 self.translations_in_flight.pop(req.taskId, None)
 
-    async def _translate_one(self, req: TranslationRequest, language: str, publish: Publish) -> None:
+    async def _translate_and_publish(self, req: TranslationRequest, language: str, publish: Publish) -> None:
         started = time.perf_counter()
         try:
             [out] = await self.pipeline.translate_text(req.text, req.sourceLanguage, [language])
@@ -504,13 +510,19 @@ class GatewayHandlers:
                         user_id=req.userId, output_format=req.outputFormat)
 
     async def _voice_translate_async(self, req: VoiceTranslateAsyncRequest, publish: Publish) -> None:
+        """Ack with a job id and return: the job runs as its own task (bounded separately), so long jobs
+        and their webhook retries never hold the request slots that text translations need."""
         voice_job = await self._voice_job(req)  # a bad request fails now, before a job id is handed out
+        if len(self.jobs.tasks) >= self.settings.zmq_max_in_flight:
+            raise BusyError(f"{len(self.jobs.tasks)} voice jobs running; retry shortly")
         job = self.jobs.create(req.taskId, req.userId, voice_job.target_languages)
+        self.jobs.attach(job, asyncio.create_task(self._job_task(req, job, voice_job, publish)))
         await publish(VoiceApiSuccess(taskId=req.taskId, requestType=req.type,
                                       result={"jobId": job.jobId, "status": "pending"}, processingTimeMs=0), ())
-        task = asyncio.current_task()
-        if task is not None:
-            self.jobs.attach(job, task)
+
+    async def _job_task(
+        self, req: VoiceTranslateAsyncRequest, job: VoiceJobRecord, voice_job: VoiceJob, publish: Publish
+    ) -> None:
         try:
             final = await self._run_job(req, job, voice_job, publish)
         except asyncio.CancelledError:
@@ -518,7 +530,7 @@ class GatewayHandlers:
                                      status="cancelled", userId=req.userId, error="the job was cancelled",
                                      errorCode="CANCELLED")
             await publish(final, ())
-            return  # the cancel is complete; swallowing it keeps the transport's task bookkeeping simple
+            return  # the cancel is complete and reported
         if req.webhookUrl:
             await deliver_webhook(req.webhookUrl, {**final.to_wire(), "callbackMetadata": req.callbackMetadata},
                                   self.settings.webhook_attempts, self.settings.webhook_timeout_s)

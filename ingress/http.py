@@ -212,7 +212,8 @@ class HttpIngress:
     @app.get("/health")
     async def health(self) -> dict[str, Any]:
         health = await self.pipeline.health.remote()
-        health.update(await self.pipeline.stats.remote())
+        stats = await self.pipeline.stats.remote()
+        health.update(cache=stats["cache"], profiles=stats["profiles"])  # readiness stays the fresh one
         if self.gateway is not None:
             try:
                 health["components"]["zmq_ingress"] = {"status": "ready", **await self.gateway.stats.remote()}

@@ -53,11 +53,10 @@ class JobRegistry:
         job = VoiceJobRecord(jobId=f"vjob_{uuid.uuid4().hex[:16]}", taskId=task_id, userId=user_id,
                              targetLanguages=targets)
         self.jobs[job.jobId] = job
-        while len(self.jobs) > self.max_jobs:
-            old_id, old = next(iter(self.jobs.items()))
-            if old.status in ("pending", "processing"):
-                break  # never forget a running job; the bound is on finished ones
-            self.jobs.pop(old_id)
+        if len(self.jobs) > self.max_jobs:  # forget the oldest finished jobs; running ones are kept
+            finished = [j for j, r in self.jobs.items() if r.status not in ("pending", "processing")]
+            for old_id in finished[: len(self.jobs) - self.max_jobs]:
+                self.jobs.pop(old_id)
         return job
 
     def get(self, job_id: str) -> VoiceJobRecord:

@@ -57,7 +57,8 @@ class GatewayServer:
         self.pub: zmq.asyncio.Socket | None = None
         self.loop_task: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
-        self.side_tasks: set[asyncio.Task[None]] = set()  # pongs and busy answers: not counted
+        self.side_tasks: set[asyncio.Task[None]] = set()  # busy and malformed-input answers: not counted
+        self.pings: set[asyncio.Task[None]] = set()
         self.malformed = 0
         self.rejected_busy = 0
         self.published = 0
@@ -142,7 +143,14 @@ class GatewayServer:
             self._spawn_side(self.publish(GenericError(error=exc.message, errorCode=exc.code)))
             return
         if raw.get("type") == "ping":
-            self._spawn_side(self.handlers.handle(raw, frames, self.publish))
+            # Pings skip the request budget (a busy translator still pongs) but have their own bound,
+            # since each asks the Pipeline for its figures: a ping flood cannot grow without limit.
+            if len(self.pings) >= self.settings.zmq_max_in_flight:
+                self.rejected_busy += 1
+                return
+            ping = asyncio.create_task(self.handlers.handle(raw, frames, self.publish))
+            self.pings.add(ping)
+            ping.add_done_callback(self.pings.discard)
             return
         if len(self.tasks) >= self.settings.zmq_max_in_flight:
             self.rejected_busy += 1

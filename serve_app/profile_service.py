@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pymongo.errors import PyMongoError
 
 from serve_app.errors import InvalidRequestError, ServiceError
 from serve_app.schemas import LanguageAudio, LanguageFailure, VoiceAnalysis
 from serve_app.settings import Settings
-from serve_app.stores.errors import ProfileNotFoundError, ProfileTooShortError
+from serve_app.stores.errors import ProfileNotFoundError, ProfileTooShortError, StoreUnavailableError
 from serve_app.stores.profile_lifecycle import (
     MATCH_THRESHOLD,
     NewSample,
@@ -87,10 +88,14 @@ class FeedbackLog:
             if self._collection is None:
                 from motor.motor_asyncio import AsyncIOMotorClient
 
-                client = AsyncIOMotorClient(self.settings.mongodb_url,
-                                            serverSelectionTimeoutMS=self.settings.mongodb_timeout_ms)
+                timeout = self.settings.mongodb_timeout_ms
+                client = AsyncIOMotorClient(self.settings.mongodb_url, serverSelectionTimeoutMS=timeout,
+                                            connectTimeoutMS=timeout, socketTimeoutMS=timeout)
                 self._collection = client[self.settings.mongodb_database]["voice_feedback"]
-            await self._collection.insert_one(dict(entry))
+            try:
+                await self._collection.insert_one(dict(entry))
+            except PyMongoError as exc:
+                raise StoreUnavailableError(f"feedback not recorded, MongoDB did not answer: {exc}") from exc
         else:
             async with self._lock:
                 await asyncio.to_thread(self._append, entry)

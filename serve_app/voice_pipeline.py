@@ -45,6 +45,7 @@ from serve_app.schemas import (
 )
 from serve_app.settings import Settings
 from serve_app.stages import Stages
+from serve_app.stores.circuit_breaker import CircuitBreaker
 from serve_app.stores.profile_lifecycle import NewSample, ProfileOutcome, VoiceProfileManager
 from serve_app.stores.translation_cache import CachedTranslation, TranslationCache
 from serve_app.stores.voice_profiles import VoiceProfile
@@ -92,6 +93,9 @@ class VoicePipeline:
         self.settings = settings
         self.cache = cache
         self.profiles = profiles
+        # A dead profile store must not add its timeout to every message: after 3 failures profiles
+        # are skipped for a minute (messages are cloned from their own audio), then one probe.
+        self.profile_breaker = CircuitBreaker(failure_threshold=3, cooldown_s=60.0)
         # The cache key names the model, so switching backend or weights never serves stale text.
         self.model_key = f"{settings.translator_backend}:{settings.translator_model or 'default'}"
 
@@ -200,7 +204,8 @@ class VoicePipeline:
             reference_task = asyncio.create_task(self._timed_reference(pcm, timings))
         language_known: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         profile_task: asyncio.Task[ProfileOutcome | None] | None = None
-        if reference_task is not None and job.forwarded_reference is None and job.user_id and self.profiles:
+        if (reference_task is not None and job.forwarded_reference is None and job.user_id and self.profiles
+                and self.profile_breaker.allow()):
             profile_task = asyncio.create_task(self._observe_profile(job, decoded, reference_task, language_known))
 
         try:
@@ -212,6 +217,7 @@ class VoicePipeline:
             raise
         language_known.set_result(transcription.language)
         yield PipelineEvent(kind="transcription", transcription=transcription, processing_time_ms=_ms(started))
+        first_reference = reference_task
         if profile_task is not None:
             reference_task = asyncio.create_task(self._profile_reference(profile_task, reference_task))
 
@@ -223,37 +229,42 @@ class VoicePipeline:
             )
             for target in targets
         ]
-        results: list[LanguageAudio] = []
-        failures: list[LanguageFailure] = []
-        for next_done in asyncio.as_completed(language_tasks):
-            outcome = await next_done
-            if isinstance(outcome, LanguageAudio):
-                results.append(outcome)
-                yield PipelineEvent(kind="language", language=outcome, processing_time_ms=_ms(started))
-            else:
-                failures.append(outcome)
-                yield PipelineEvent(kind="language_failed", failure=outcome, processing_time_ms=_ms(started))
-        if reference_task is not None:
-            try:
-                reference = reference_task.result()
-            except Exception as exc:  # noqa: BLE001 - the voices were delivered unconverted
-                log.warning("speaker embedding failed, voices not cloned: %s", as_service_error(exc).message)
-        outcome = await profile_task if profile_task is not None else None
-        order = {t: i for i, t in enumerate(targets)}
-        results.sort(key=lambda r: order[r.target_language])
-        result = VoiceResult(
-            transcription=transcription,
-            translations=results,
-            failed=failures,
-            voice_cloned=bool(reference) and any(r.voice_cloned for r in results),
-            processing_time_ms=_ms(started),
-            timings=timings,
-            speaker_reference=reference,
-            voice_profile=_profile_summary(outcome.profile) if outcome and outcome.profile else None,
-            voice_profile_action="forwarded" if job.forwarded_reference is not None else (
-                outcome.action if outcome else None),
-        )
-        yield PipelineEvent(kind="completed", result=result, processing_time_ms=result.processing_time_ms)
+        try:
+            results: list[LanguageAudio] = []
+            failures: list[LanguageFailure] = []
+            for next_done in asyncio.as_completed(language_tasks):
+                outcome = await next_done
+                if isinstance(outcome, LanguageAudio):
+                    results.append(outcome)
+                    yield PipelineEvent(kind="language", language=outcome, processing_time_ms=_ms(started))
+                else:
+                    failures.append(outcome)
+                    yield PipelineEvent(kind="language_failed", failure=outcome, processing_time_ms=_ms(started))
+            if reference_task is not None:
+                try:
+                    reference = await reference_task
+                except Exception as exc:  # noqa: BLE001 - the voices were delivered unconverted
+                    log.warning("speaker embedding failed, voices not cloned: %s", as_service_error(exc).message)
+            outcome = await profile_task if profile_task is not None else None
+            order = {t: i for i, t in enumerate(targets)}
+            results.sort(key=lambda r: order[r.target_language])
+            result = VoiceResult(
+                transcription=transcription,
+                translations=results,
+                failed=failures,
+                voice_cloned=bool(reference) and any(r.voice_cloned for r in results),
+                processing_time_ms=_ms(started),
+                timings=timings,
+                speaker_reference=reference,
+                voice_profile=_profile_summary(outcome.profile) if outcome and outcome.profile else None,
+                voice_profile_action="forwarded" if job.forwarded_reference is not None else (
+                    outcome.action if outcome else None),
+            )
+            yield PipelineEvent(kind="completed", result=result, processing_time_ms=result.processing_time_ms)
+        finally:  # a consumer that stops early (cancel, disconnect) leaves no work running behind it
+            for task in (*language_tasks, reference_task, first_reference, profile_task):
+                if task is not None and not task.done():
+                    task.cancel()
 
     async def run_voice(self, job: VoiceJob) -> VoiceResult:
         async for event in self.process_voice(job):
@@ -278,12 +289,17 @@ class VoicePipeline:
                 speaker_reference=reference,
                 characteristics=characteristics,
             )
-            return await self.profiles.observe(job.user_id, sample)
+            outcome = await self.profiles.observe(job.user_id, sample)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the message is still translated in its own voice
-            log.warning("voice profile of %s not updated: %s", job.user_id, as_service_error(exc).message)
+            err = as_service_error(exc)
+            if err.status >= 500:
+                self.profile_breaker.record_failure()
+            log.warning("voice profile of %s not updated: %s", job.user_id, err.message)
             return None
+        self.profile_breaker.record_success()
+        return outcome
 
     async def _profile_reference(
         self, profile_task: asyncio.Task[ProfileOutcome | None], reference_task: asyncio.Task[bytes]

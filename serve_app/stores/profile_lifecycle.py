@@ -352,9 +352,10 @@ class VoiceProfileManager:
 
     def _recalibrated(self, profile: VoiceProfile, now: datetime) -> VoiceProfile:
         samples: list[TrainingSample] = profile.trainingAudioSamples
+        # updatedAt is left alone: it dates the last new sample, and a profile's age (reuse vs improve)
+        # must not be reset by recomputing from samples it already had.
         update: dict[str, Any] = {
             "version": profile.version + 1,
-            "updatedAt": now,
             "nextRecalibrationAt": now + self.recalibration,
             "qualityScore": quality_score(sum(s.durationMs for s in samples), len(samples)),
         }

@@ -110,7 +110,7 @@ def audio_error_code(err: ServiceError) -> str:
 def voice_api_error_code(err: ServiceError) -> str:
     if isinstance(err, BusyError):
         return "RATE_LIMITED"
-    if isinstance(err, NotFoundError) or err.status == 404:
+    if isinstance(err, NotFoundError):
         return "NOT_FOUND"
     if isinstance(err, InvalidRequestError) or 400 <= err.status < 500:
         return "INVALID_REQUEST"
@@ -344,7 +344,7 @@ class GatewayHandlers:
         if not _text(raw, "taskId"):
             raw["taskId"] = f"audio_{uuid.uuid4().hex}"  # FIX: the old gateway sends none; errors carry it too
         req = AudioProcessRequest.model_validate(raw)
-        task_id = req.taskId or raw["taskId"]
+        task_id: str = raw["taskId"]  # the request's own, or the one generated above
         ids = {"taskId": task_id, "messageId": req.messageId, "attachmentId": req.attachmentId}
         audio = await resolve_audio(req, frames, self.settings)
         refs = req.binaryFrames
@@ -427,7 +427,7 @@ class GatewayHandlers:
         audio = await resolve_audio(req, frames, self.settings)
         transcription = await self.pipeline.transcribe(audio, req.language, req.mobileTranscription,
                                                        req.attachmentId or None)
-        await publish(TranscriptionCompleted(taskId=req.taskId or raw["taskId"], messageId=req.messageId,
+        await publish(TranscriptionCompleted(taskId=raw["taskId"], messageId=req.messageId,
                                              attachmentId=req.attachmentId, processingTimeMs=_ms(started),
                                              transcription=transcription), ())
 

@@ -231,9 +231,8 @@ class VoiceProfileResult(GatewayEvent):
 
     def to_wire(self) -> dict[str, Any]:
         """The old translator put the result's keys beside `success`, not under a key."""
-        wire = self.model_dump(mode="json", exclude={"result"})
-        wire.update(self.result or {})
-        return wire
+        envelope = self.model_dump(mode="json", exclude={"result"})
+        return {**(self.result or {}), **envelope}  # a result key never overwrites type/request_id/success
 
 
 class VoiceProfileErrorEvent(GatewayEvent):

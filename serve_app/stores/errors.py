@@ -6,7 +6,7 @@ driver traceback; profile rule violations are client errors with their own stabl
 
 from __future__ import annotations
 
-from serve_app.errors import InvalidRequestError, ServiceError
+from serve_app.errors import InvalidRequestError, NotFoundError, ServiceError
 
 
 class StoreUnavailableError(ServiceError):
@@ -28,7 +28,7 @@ class ProfileExistsError(ServiceError):
     status = 409
 
 
-class ProfileNotFoundError(ServiceError):
+class ProfileNotFoundError(NotFoundError):
     code = "profile_not_found"
     status = 404
 

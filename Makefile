@@ -1,6 +1,6 @@
 # make setup : idempotent; apt packages, .venv with pinned deps (torch 2.13.0 CPU first), weights.
 # make run   : setup if needed, then the whole service on the embedded CPU profile (HTTP 127.0.0.1:8000).
-# make test  : setup if needed, then unit tests and integration tests (real Ray, real models).
+# make test  : setup if needed, lint (ruff, import layers), then unit and integration tests (real Ray, models).
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 weights: $(STAMP)
-	$(PY) -m serve_app.cli prepare
+	$(PY) -m serve_app.assembly.cli prepare
 
 run: setup
 	$(VENV)/bin/serve run serve_config.local.yaml
@@ -45,7 +45,7 @@ unit: setup
 integration: setup
 	$(PY) -m pytest -q -m integration tests/integration
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q tests
 
 bench: setup
@@ -59,6 +59,7 @@ bench-cache: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -11,10 +11,11 @@ from typing import Any
 
 from ray import serve
 
-from deployments._common import deployment_settings, device_of
 from deployments.services import TranslationService
-from deployments.translation.translator import TranslationResult, Translator
+from deployments.translation.translator import Translator
+from serve_app.domain.translation import TranslationResult
 from serve_app.errors import ServiceError
+from serve_app.settings import replica_settings, resolve_device
 
 TranslationItem = tuple[str, str, str]
 
@@ -22,12 +23,12 @@ TranslationItem = tuple[str, str, str]
 @serve.deployment(name="Translator")
 class TranslatorDeployment:
     def __init__(self, settings_overrides: dict[str, Any] | None = None) -> None:
-        settings = deployment_settings(settings_overrides)
+        settings = replica_settings(settings_overrides)
         translator = Translator.from_config(
             settings.translator_backend,
             settings.translator_model,
             cache_dir=settings.cache_dir,
-            device=device_of(settings),
+            device=resolve_device(settings.device),
             max_text_chars=settings.max_text_chars,
             **settings.translator_options,
         )

@@ -15,21 +15,19 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from deployments._common import deployment_settings
-from deployments.transcription import MobileTranscription, Transcription, from_mobile
-from deployments.translation.translator import TranslationResult
-from deployments.voice_cloning.speaker import SpeakerReference
 from serve_app.audio import MIME_TYPES, duration_ms, encode_audio, pcm_from_bytes, pcm_to_bytes
-from serve_app.errors import StageUnavailableError
+from serve_app.domain.speaker import SpeakerReference
+from serve_app.domain.transcription import MobileTranscription, Transcription, from_mobile
+from serve_app.domain.translation import TextTranslation, TranslationResult
+from serve_app.domain.voice import ConvertedClip, PipelineEvent, SpeechClip, VoiceAnalysis, VoiceJob, VoiceResult
+from serve_app.errors import as_service_error
 from serve_app.languages import normalize_language
-from serve_app.profile_service import VoiceProfileService
-from serve_app.schemas import PipelineEvent, TextTranslation, VoiceAnalysis, VoiceJob, VoiceResult
-from serve_app.stages import ConvertedClip, SpeechClip
+from serve_app.pipeline.profiles import VoiceProfileService
+from serve_app.pipeline.voice_pipeline import WHISPER_RATE, VoicePipeline
+from serve_app.settings import replica_settings
+from serve_app.stores.factory import build_profile_store, build_translation_cache
 from serve_app.stores.profile_lifecycle import VoiceProfileManager
-from serve_app.stores.translation_cache import build_translation_cache
-from serve_app.stores.voice_profiles import build_profile_store
 from serve_app.voice_characteristics import measure_voice
-from serve_app.voice_pipeline import WHISPER_RATE, VoicePipeline, as_service_error
 
 log = logging.getLogger(__name__)
 STAGE_NAMES = ("transcriber", "translator", "synthesizer", "voice_cloner")
@@ -88,7 +86,7 @@ class PipelineDeployment:
         cloner: DeploymentHandle,
         settings_overrides: dict[str, Any] | None = None,
     ) -> None:
-        self.settings = deployment_settings(settings_overrides)
+        self.settings = replica_settings(settings_overrides)
         self.stages = HandleStages(transcriber, translator, synthesizer, cloner)
         # Stores: Redis + LRU cache (LRU only without REDIS_URL); MongoDB profiles (files without MONGODB_URL).
         self.cache = build_translation_cache(self.settings)
@@ -228,9 +226,3 @@ class PipelineDeployment:
             "uptime_s": round(time.time() - self.started_at, 1),
             "components": components,
         }
-
-    async def require_ready(self) -> None:
-        health = await self.health()
-        if not health["ready"]:
-            down = [k for k, v in health["components"].items() if v.get("status") != "ready"]
-            raise StageUnavailableError(f"stages not ready: {', '.join(down)}")

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments.translation.translator import TranslationRequest, TranslationResult, Translator
+from deployments.translation.translator import Translator
 from serve_app.audio import pcm_from_bytes, pcm_to_bytes
+from serve_app.domain.translation import TranslationRequest, TranslationResult
+from serve_app.domain.voice import ConvertedClip, SpeechClip
 from serve_app.errors import ServiceError
-from serve_app.stages import ConvertedClip, SpeechClip
 
 
 class TranslationService:
@@ -60,7 +61,7 @@ class CloningService:
         return self.cloner.reference_from_audio(pcm_from_bytes(pcm), sample_rate).to_npz_bytes()
 
     def convert(self, clip: SpeechClip, reference: bytes) -> ConvertedClip:
-        from deployments.voice_cloning.speaker import SpeakerReference
+        from serve_app.domain.speaker import SpeakerReference
 
         converted = self.cloner.convert(
             pcm_from_bytes(clip.pcm), clip.sample_rate, SpeakerReference.from_npz_bytes(reference)

@@ -12,65 +12,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
 
+from serve_app.domain.transcription import Segment, Transcription
 from serve_app.errors import InvalidRequestError, PrerequisiteError, TranscriptionError
 from serve_app.weights import whisper_base_dir
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000
-
-
-class Segment(BaseModel):
-    text: str
-    startMs: int
-    endMs: int
-    confidence: float = Field(ge=0.0, le=1.0)
-
-
-class Transcription(BaseModel):
-    """Wire-compatible with PROTOCOL.md's `transcription` object (camelCase on purpose)."""
-
-    text: str
-    language: str
-    confidence: float = Field(ge=0.0, le=1.0)
-    source: str = "whisper"
-    durationMs: int = 0
-    segments: list[Segment] = Field(default_factory=list)
-    model: str = ""
-    languageProbability: float | None = None
-
-
-class MobileSegment(BaseModel):
-    text: str
-    startMs: int = 0
-    endMs: int = 0
-    confidence: float | None = None
-
-
-class MobileTranscription(BaseModel):
-    """What a phone already transcribed; when present it replaces Whisper entirely."""
-
-    text: str = Field(min_length=1)
-    language: str = Field(min_length=2)
-    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
-    source: str = "mobile"
-    segments: list[MobileSegment] = Field(default_factory=list)
-
-
-def from_mobile(mobile: MobileTranscription, duration_ms: int) -> Transcription:
-    return Transcription(
-        text=mobile.text.strip(),
-        language=mobile.language.split("-")[0].lower(),
-        confidence=mobile.confidence if mobile.confidence is not None else 0.85,
-        source="mobile",
-        durationMs=duration_ms,
-        segments=[
-            Segment(text=s.text, startMs=s.startMs, endMs=s.endMs, confidence=s.confidence or 0.85)
-            for s in mobile.segments
-        ],
-        model=f"mobile:{mobile.source}",
-    )
 
 
 def resolve_whisper_model(name: str, cache_dir: Path) -> str:

@@ -7,20 +7,20 @@ from typing import Any
 
 from ray import serve
 
-from deployments._common import deployment_settings, device_of
 from deployments.services import SynthesisService
 from deployments.synthesis.synthesizer import Synthesizer
-from serve_app.stages import SpeechClip
+from serve_app.domain.voice import SpeechClip
+from serve_app.settings import replica_settings, resolve_device
 
 
 @serve.deployment(name="Synthesizer")
 class SynthesizerDeployment:
     def __init__(self, settings_overrides: dict[str, Any] | None = None) -> None:
-        settings = deployment_settings(settings_overrides)
+        settings = replica_settings(settings_overrides)
         synthesizer = Synthesizer.from_config(
             settings.tts_chains,
             cache_dir=settings.cache_dir,
-            device=device_of(settings),
+            device=resolve_device(settings.device),
             backend_options=settings.tts_backend_options,
             warmup=True,
         )

@@ -7,18 +7,18 @@ from typing import Any
 
 from ray import serve
 
-from deployments._common import deployment_settings, device_of
 from deployments.services import CloningService
 from deployments.voice_cloning.voice_cloner import VoiceCloner
-from serve_app.stages import ConvertedClip, SpeechClip
+from serve_app.domain.voice import ConvertedClip, SpeechClip
+from serve_app.settings import replica_settings, resolve_device
 
 
 @serve.deployment(name="VoiceCloner")
 class VoiceClonerDeployment:
     def __init__(self, settings_overrides: dict[str, Any] | None = None) -> None:
-        settings = deployment_settings(settings_overrides)
+        settings = replica_settings(settings_overrides)
         cloner = VoiceCloner.from_config(
-            settings.voice_clone_backend, cache_dir=settings.cache_dir, device=device_of(settings)
+            settings.voice_clone_backend, cache_dir=settings.cache_dir, device=resolve_device(settings.device)
         )
         self.service = CloningService(cloner)
 

@@ -7,19 +7,20 @@ from typing import Any
 
 from ray import serve
 
-from deployments._common import deployment_settings, device_of
-from deployments.transcription import Transcriber, Transcription
+from deployments.transcription import Transcriber
 from serve_app.audio import pcm_from_bytes
+from serve_app.domain.transcription import Transcription
+from serve_app.settings import replica_settings, resolve_device
 
 
 @serve.deployment(name="Transcriber")
 class TranscriberDeployment:
     def __init__(self, settings_overrides: dict[str, Any] | None = None) -> None:
-        settings = deployment_settings(settings_overrides)
+        settings = replica_settings(settings_overrides)
         self.transcriber = Transcriber(
             settings.whisper_model,
             cache_dir=settings.cache_dir,
-            device=device_of(settings),
+            device=resolve_device(settings.device),
             compute_type=settings.whisper_compute_type,
             beam_size=settings.whisper_beam_size,
             vad=settings.whisper_vad,

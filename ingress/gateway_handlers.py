@@ -21,6 +21,8 @@ from pydantic import BaseModel, ValidationError
 from ingress.gateway_audio import binary_frame, decode_base64, resolve_audio
 from ingress.pipeline_client import PipelineApi
 from ingress.voice_jobs import JobRegistry, VoiceJobRecord, deliver_webhook
+from serve_app.domain.translation import TextTranslation
+from serve_app.domain.voice import LanguageAudio, PipelineEvent, VoiceJob, VoiceResult
 from serve_app.errors import (
     BusyError,
     InvalidRequestError,
@@ -28,6 +30,7 @@ from serve_app.errors import (
     ServiceError,
     TextTooLongError,
     UnsupportedLanguageError,
+    as_service_error,
 )
 from serve_app.gateway_events import (
     AudioLanguageReady,
@@ -76,9 +79,7 @@ from serve_app.gateway_requests import (
     VoiceTranslateRequest,
 )
 from serve_app.languages import SUPPORTED_LANGUAGES, normalize_language
-from serve_app.schemas import LanguageAudio, PipelineEvent, TextTranslation, VoiceJob, VoiceResult
 from serve_app.settings import Settings
-from serve_app.voice_pipeline import as_service_error
 
 log = logging.getLogger(__name__)
 

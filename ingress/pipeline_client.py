@@ -11,8 +11,9 @@ from typing import Any, Protocol
 
 from ray.serve.handle import DeploymentHandle
 
-from deployments.transcription import MobileTranscription, Transcription
-from serve_app.schemas import PipelineEvent, TextTranslation, VoiceAnalysis, VoiceJob, VoiceResult
+from serve_app.domain.transcription import MobileTranscription, Transcription
+from serve_app.domain.translation import TextTranslation
+from serve_app.domain.voice import PipelineEvent, VoiceAnalysis, VoiceJob, VoiceResult
 
 
 class PipelineApi(Protocol):

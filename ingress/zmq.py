@@ -25,12 +25,11 @@ import zmq.asyncio
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from deployments._common import deployment_settings
 from ingress.gateway_handlers import GatewayHandlers, error_events
 from ingress.pipeline_client import HandlePipeline, PipelineApi
 from serve_app.errors import BusyError, InvalidRequestError
 from serve_app.gateway_events import GatewayEvent, GenericError
-from serve_app.settings import Settings
+from serve_app.settings import Settings, replica_settings
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +190,7 @@ def build_gateway(pipeline: PipelineApi, settings: Settings) -> GatewayServer:
 @serve.deployment(name="ZmqIngress")
 class ZmqIngress:
     async def __init__(self, pipeline: DeploymentHandle, settings_overrides: dict[str, Any] | None = None) -> None:
-        settings = deployment_settings(settings_overrides)
+        settings = replica_settings(settings_overrides)
         self.server = build_gateway(HandlePipeline(pipeline), settings)
         await self.server.start()
 

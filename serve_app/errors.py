@@ -22,9 +22,6 @@ class ServiceError(Exception):
         if status is not None:
             self.status = status
 
-    def to_dict(self) -> dict[str, str | int]:
-        return {"error": self.message, "errorCode": self.code, "status": self.status}
-
 
 class InvalidRequestError(ServiceError):
     """The caller sent something we will never be able to process as is (4xx)."""
@@ -101,3 +98,13 @@ class NotFoundError(ServiceError):
 
     code = "not_found"
     status = 404
+
+
+def as_service_error(exc: BaseException, default_code: str = "processing_failed") -> ServiceError:
+    """Unwrap Ray's task errors so the original code and status survive the hop between replicas."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, ServiceError):
+        return cause
+    if isinstance(exc, ServiceError):
+        return exc
+    return ServiceError(f"{type(exc).__name__}: {exc}", code=default_code)

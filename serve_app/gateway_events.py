@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.transcription import Segment, Transcription
+from serve_app.domain.transcription import Segment, Transcription
 
 SERVICE_VERSION = "0.1.0"
 PROCESSING_NODE = socket.gethostname()

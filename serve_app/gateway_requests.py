@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from deployments.transcription import MobileTranscription
+from serve_app.domain.transcription import MobileTranscription
 
 ModelType = Literal["basic", "medium", "premium"]
 
@@ -41,11 +41,6 @@ class AudioSource(GatewayModel):
     audioPath: str | None = None
     audioUrl: str | None = None
     audioMimeType: str | None = None
-
-
-class PingRequest(GatewayModel):
-    type: Literal["ping"] = "ping"
-    timestamp: float | None = None
 
 
 def _lenient_model_type(value: Any) -> Any:

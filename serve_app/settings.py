@@ -7,7 +7,8 @@ the Python code itself needs: which model, which backend, which limits. `REDIS_U
 
 from __future__ import annotations
 
-from functools import lru_cache
+import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +112,6 @@ class Settings(BaseSettings):
     voice_profile_recalibration_interval_s: float = Field(default=3600.0, gt=0)
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
-
-
 def resolve_device(device: str) -> str:
     """`auto` picks CUDA when a GPU is visible to this process (Ray sets CUDA_VISIBLE_DEVICES)."""
     if device != "auto":
@@ -128,3 +124,10 @@ def resolve_device(device: str) -> str:
     except Exception:  # noqa: BLE001 - any failure to probe means no usable GPU
         pass
     return "cpu"
+
+
+def replica_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """What every replica does first: log like its siblings, then read the environment and apply
+    the application's builder args (the config file's `args.settings`) on top."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return Settings(**dict(overrides or {}))

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field
-
+from serve_app.domain.translation import AUTO, TranslationRequest, TranslationResult
 from serve_app.errors import (
     InvalidRequestError,
     PrerequisiteError,
@@ -27,8 +26,6 @@ from serve_app.errors import (
 )
 from serve_app.languages import normalize_language
 from serve_app.sentences import Piece, join_pieces, split_text
-
-AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -68,22 +65,6 @@ BACKENDS: dict[str, BackendFactory] = {
     "gemma": _lazy("deployments.translation.backends.gemma", "from_config"),
 }
 """Backend name -> factory(model=..., cache_dir=..., device=..., **opts)."""
-
-
-class TranslationRequest(BaseModel):
-    text: str
-    source_language: str = AUTO
-    target_language: str
-
-
-class TranslationResult(BaseModel):
-    translated_text: str
-    source_language: str
-    target_language: str
-    model: str
-    confidence: float = Field(ge=0.0, le=1.0)
-    pass_through: bool = False
-    detection_confidence: float | None = None
 
 
 Detector = Callable[[str], tuple[str, float]]

@@ -15,17 +15,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from serve_app.domain.speaker import SpeakerReference, cosine, embedding_from_npy
 from serve_app.errors import InvalidRequestError, ServiceError, VoiceCloneError
 
 from .backends import CloneBackend, NothingToConvert, make_backend
-from .speaker import (
-    Encoder,
-    SpeakerEncoder,
-    SpeakerReference,
-    check_audio,
-    cosine,
-    embedding_from_bytes,
-)
+from .speaker import Encoder, SpeakerEncoder, check_audio
 
 MIN_REFERENCE_SECONDS = 1.0
 MIN_INPUT_SECONDS = 0.3
@@ -100,7 +94,7 @@ class VoiceCloner:
         self, embedding: np.ndarray | bytes | Sequence[float]
     ) -> SpeakerReference:
         """From a forwarded embedding (``.npy`` bytes or floats): it scores but cannot convert."""
-        vec = embedding_from_bytes(embedding) if isinstance(embedding, bytes) else embedding
+        vec = embedding_from_npy(embedding) if isinstance(embedding, bytes) else embedding
         try:
             ref = SpeakerReference(embedding=vec, embedding_model=self.encoder.name)
         except ValueError as exc:

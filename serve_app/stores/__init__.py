@@ -2,6 +2,7 @@
 (MongoDB via motor, or JSON files when no MongoDB is configured).  Plain async classes, no Ray:
 the pipeline and ingresses own their instances."""
 
+from serve_app.domain.speaker import cosine, embedding_from_float32, embedding_to_float32
 from serve_app.stores.circuit_breaker import CircuitBreaker
 from serve_app.stores.errors import (
     ProfileConflictError,
@@ -11,6 +12,7 @@ from serve_app.stores.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from serve_app.stores.factory import build_profile_store, build_translation_cache
 from serve_app.stores.file_profiles import FileVoiceProfileStore
 from serve_app.stores.mongo_profiles import MongoVoiceProfileStore
 from serve_app.stores.profile_lifecycle import (
@@ -19,26 +21,16 @@ from serve_app.stores.profile_lifecycle import (
     ProfileOutcome,
     VoiceProfileManager,
     blend_references,
-    cosine_similarity,
     quality_score,
 )
-from serve_app.stores.translation_cache import (
-    CachedTranslation,
-    CacheStats,
-    TranslationCache,
-    build_translation_cache,
-    translation_key,
-)
+from serve_app.stores.translation_cache import CachedTranslation, CacheStats, TranslationCache, translation_key
 from serve_app.stores.voice_profiles import (
     PendingSample,
     TrainingSample,
     VoiceFingerprint,
     VoiceProfile,
     VoiceProfileStore,
-    build_profile_store,
     compute_fingerprint,
-    embedding_from_bytes,
-    embedding_to_bytes,
 )
 
 __all__ = [
@@ -67,9 +59,9 @@ __all__ = [
     "build_profile_store",
     "build_translation_cache",
     "compute_fingerprint",
-    "cosine_similarity",
-    "embedding_from_bytes",
-    "embedding_to_bytes",
+    "cosine",
+    "embedding_from_float32",
+    "embedding_to_float32",
     "quality_score",
     "translation_key",
 ]

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from serve_app.domain.speaker import EMBEDDING_MODEL, SpeakerReference, embedding_to_float32, l2_normalize
 from serve_app.errors import InvalidRequestError
 from serve_app.stores.errors import (
     ProfileConflictError,
@@ -36,14 +37,11 @@ from serve_app.stores.errors import (
     ProfileTooShortError,
 )
 from serve_app.stores.voice_profiles import (
-    EMBEDDING_MODEL,
     PendingSample,
     TrainingSample,
     VoiceProfile,
     VoiceProfileStore,
     compute_fingerprint,
-    embedding_to_bytes,
-    l2_normalize,
     utcnow,
 )
 from serve_app.voice_characteristics import VoiceCharacteristics
@@ -69,13 +67,6 @@ def quality_score(total_duration_ms: int, sample_count: int) -> float:
     return round(min(1.0, base + bonus), 4)
 
 
-def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """The same measure every reported voice similarity uses (the cloner's own `cosine`)."""
-    from deployments.voice_cloning.speaker import cosine
-
-    return cosine(a, b)
-
-
 def weighted_mean_embedding(vectors: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
     """L2-normalised weighted mean; equal weights when every weight is zero."""
     w = np.asarray(weights, dtype=np.float64)
@@ -92,8 +83,6 @@ def blend_references(old: bytes, new: bytes, old_weight: float) -> bytes:
     (a bin measured in only one reference takes that value) when both share the envelope_hz grid,
     else the newer envelope; every other field from the newer reference.
     """
-    from deployments.voice_cloning.speaker import SpeakerReference  # lazy: pulls the cloner package
-
     a = SpeakerReference.from_npz_bytes(old)
     b = SpeakerReference.from_npz_bytes(new)
     wa, wb = float(old_weight), 1.0 - float(old_weight)
@@ -149,7 +138,7 @@ class NewSample(BaseModel):
             durationMs=self.duration_ms,
             language=self.language,
             addedAt=now,
-            embedding=embedding_to_bytes(l2_normalize(self.embedding)),
+            embedding=embedding_to_float32(l2_normalize(self.embedding)),
             speakerReference=self.speaker_reference,
             voiceCharacteristics=self.characteristics,
         )
@@ -308,7 +297,7 @@ class VoiceProfileManager:
         )
         updated = profile.model_copy(
             update={
-                "embedding": embedding_to_bytes(blended),
+                "embedding": embedding_to_float32(blended),
                 "trainingAudioSamples": samples,
                 "audioCount": len(samples),
                 "totalDurationMs": sum(s.durationMs for s in samples),
@@ -334,7 +323,7 @@ class VoiceProfileManager:
         total = sum(s.durationMs for s in samples)
         return VoiceProfile(
             userId=user_id,
-            embedding=embedding_to_bytes(vec),
+            embedding=embedding_to_float32(vec),
             embeddingModel=EMBEDDING_MODEL,
             embeddingDimension=int(vec.size),
             audioCount=len(samples),
@@ -361,7 +350,7 @@ class VoiceProfileManager:
         }
         if samples:
             vec = weighted_mean_embedding([s.vector() for s in samples], [s.durationMs for s in samples])
-            update["embedding"] = embedding_to_bytes(vec)
+            update["embedding"] = embedding_to_float32(vec)
             update["fingerprint"] = compute_fingerprint(vec, profile.embeddingModel, now)
         return profile.model_copy(update=update)
 

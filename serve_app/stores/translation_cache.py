@@ -226,17 +226,3 @@ class TranslationCache:
         except ValidationError:
             log.warning("ignoring a corrupt cached translation under %s", key)
             return None
-
-
-def build_translation_cache(settings: Any) -> TranslationCache:
-    """From the service settings: Redis tier only when ``REDIS_URL`` is set."""
-    return TranslationCache.from_url(
-        settings.redis_url,
-        connect_timeout_s=settings.redis_connect_timeout_s,
-        socket_timeout_s=settings.redis_socket_timeout_s,
-        lru_size=settings.cache_lru_size,
-        lru_ttl_s=settings.cache_lru_ttl_s,
-        translation_ttl_s=settings.translation_cache_ttl_s,
-        transcription_ttl_s=settings.transcription_cache_ttl_s,
-        breaker=CircuitBreaker(settings.cache_breaker_failures, settings.cache_breaker_cooldown_s),
-    )

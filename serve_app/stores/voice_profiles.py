@@ -12,16 +12,20 @@ import hashlib
 import secrets
 import zlib
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from serve_app.domain.speaker import (
+    EMBEDDING_DIM,
+    EMBEDDING_MODEL,
+    embedding_from_float32,
+    embedding_to_float32,
+    l2_normalize,
+)
 from serve_app.voice_characteristics import VoiceCharacteristics
 
-EMBEDDING_MODEL = "resemblyzer-ge2e-256"
-EMBEDDING_DIM = 256
 FINGERPRINT_ALGORITHM = "sha256-int8-l2norm-v1"
 PROFILES_COLLECTION = "user_voice_models"
 PENDING_COLLECTION = "user_voice_samples"
@@ -48,30 +52,6 @@ def new_profile_id() -> str:
     return "vfp_" + secrets.token_hex(8)
 
 
-def embedding_to_bytes(vec: np.ndarray) -> bytes:
-    return np.asarray(vec, dtype="<f4").reshape(-1).tobytes()
-
-
-def embedding_from_bytes(data: bytes, dim: int | None = None) -> np.ndarray:
-    """Raw float32 LE bytes back to a vector; rejects ragged, empty, wrong-size or non-finite data."""
-    if not data or len(data) % 4:
-        raise ValueError(f"embedding bytes must be a non-empty multiple of 4, got {len(data)}")
-    vec = np.frombuffer(data, dtype="<f4").astype(np.float32)
-    if dim is not None and vec.size != dim:
-        raise ValueError(f"embedding has {vec.size} dimensions, expected {dim}")
-    if not np.all(np.isfinite(vec)):
-        raise ValueError("embedding contains NaN or infinite values")
-    return vec
-
-
-def l2_normalize(vec: np.ndarray) -> np.ndarray:
-    vec = np.asarray(vec, dtype=np.float64).reshape(-1)
-    norm = float(np.linalg.norm(vec))
-    if norm == 0.0 or not np.isfinite(norm):
-        raise ValueError("cannot normalise a zero or non-finite embedding")
-    return (vec / norm).astype(np.float32)
-
-
 class TrainingSample(BaseModel):
     model_config = _BYTES_AS_BASE64
 
@@ -82,7 +62,7 @@ class TrainingSample(BaseModel):
     embedding: bytes
 
     def vector(self) -> np.ndarray:
-        return embedding_from_bytes(self.embedding)
+        return embedding_from_float32(self.embedding)
 
 
 class PendingSample(TrainingSample):
@@ -119,7 +99,7 @@ def compute_fingerprint(
     return VoiceFingerprint(
         signature=signature,
         signatureShort=signature[:12],
-        checksum=f"{zlib.crc32(embedding_to_bytes(vec)) & 0xFFFFFFFF:08x}",
+        checksum=f"{zlib.crc32(embedding_to_float32(vec)) & 0xFFFFFFFF:08x}",
         embeddingModel=embedding_model,
         embeddingDimension=int(vec.size),
         createdAt=created_at or utcnow(),
@@ -147,7 +127,7 @@ class VoiceProfile(BaseModel):
     nextRecalibrationAt: UtcMs
 
     def vector(self) -> np.ndarray:
-        return embedding_from_bytes(self.embedding, self.embeddingDimension)
+        return embedding_from_float32(self.embedding, self.embeddingDimension)
 
     def sample_ids(self) -> set[str]:
         return {s.attachmentId for s in self.trainingAudioSamples}
@@ -194,17 +174,3 @@ class VoiceProfileStore(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
-
-
-def build_profile_store(settings: Any) -> VoiceProfileStore:
-    """MongoDB when ``MONGODB_URL`` is set, else the embedded file store (works with no server)."""
-    if settings.mongodb_url:
-        from serve_app.stores.mongo_profiles import MongoVoiceProfileStore
-
-        return MongoVoiceProfileStore(
-            settings.mongodb_url, settings.mongodb_database, timeout_ms=settings.mongodb_timeout_ms
-        )
-    from serve_app.stores.file_profiles import FileVoiceProfileStore
-
-    directory = settings.voice_profile_dir or Path(settings.cache_dir) / "voice_profiles"
-    return FileVoiceProfileStore(directory)

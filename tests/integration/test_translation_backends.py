@@ -16,7 +16,8 @@ import pytest
 from deployments.translation.backends import gemma
 from deployments.translation.backends.ctranslate2_nllb import CTranslate2NllbBackend
 from deployments.translation.backends.transformers_nllb import TransformersNllbBackend
-from deployments.translation.translator import TranslationRequest, TranslationResult, Translator
+from deployments.translation.translator import Translator
+from serve_app.domain.translation import TranslationRequest, TranslationResult
 from serve_app.errors import PrerequisiteError, UnsupportedLanguageError
 from serve_app.settings import Settings
 from tests.fixtures.tiny_nllb import TinyNllb, build_tiny_nllb

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from deployments.voice_cloning import SpeakerReference, VoiceCloner, cosine
+from deployments.voice_cloning import VoiceCloner
+from serve_app.domain.speaker import SpeakerReference, cosine
 
 pytestmark = pytest.mark.integration
 

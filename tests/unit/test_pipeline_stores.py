@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from serve_app.audio import encode_audio
-from serve_app.schemas import VoiceJob
+from serve_app.domain.voice import VoiceJob
+from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
 from serve_app.stores.errors import StoreUnavailableError
 from serve_app.stores.file_profiles import FileVoiceProfileStore
 from serve_app.stores.profile_lifecycle import VoiceProfileManager
 from serve_app.stores.translation_cache import TranslationCache
-from serve_app.voice_pipeline import VoicePipeline
 from tests.fixtures.fake_stages import FakeStages
 
 

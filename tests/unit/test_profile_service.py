@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deployments.voice_cloning.speaker import SpeakerReference
-from serve_app.profile_service import VoiceProfileService
-from serve_app.schemas import VoiceAnalysis
+from serve_app.domain.speaker import SpeakerReference
+from serve_app.domain.voice import VoiceAnalysis
+from serve_app.pipeline.profiles import VoiceProfileService
+from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
 from serve_app.stores.errors import ProfileNotFoundError, ProfileTooShortError
 from serve_app.stores.file_profiles import FileVoiceProfileStore
 from serve_app.stores.profile_lifecycle import VoiceProfileManager
-from serve_app.voice_pipeline import VoicePipeline
 from tests.fixtures.fake_stages import FakeStages
 
 CHARACTERISTICS = {"pitchMeanHz": 140.0, "pitchStdHz": 10.0, "pitchMinHz": 120.0, "pitchMaxHz": 160.0,

@@ -13,10 +13,10 @@ import pytest
 
 from serve_app.settings import Settings
 from serve_app.stores.circuit_breaker import CircuitBreaker
+from serve_app.stores.factory import build_translation_cache
 from serve_app.stores.translation_cache import (
     CachedTranslation,
     TranslationCache,
-    build_translation_cache,
     normalize_text,
     transcription_key,
     translation_key,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deployments.voice_cloning.speaker import ENVELOPE_HZ, SpeakerReference
+from serve_app.domain.speaker import ENVELOPE_HZ, SpeakerReference, l2_normalize
 from serve_app.settings import Settings
 from serve_app.stores import (
     FileVoiceProfileStore,
@@ -23,7 +23,6 @@ from serve_app.stores import (
     VoiceProfileManager,
     build_profile_store,
 )
-from serve_app.stores.voice_profiles import l2_normalize
 from tests.fixtures.profiles import Clock, vec
 
 

@@ -5,17 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deployments.voice_cloning.speaker import ENVELOPE_HZ, SpeakerReference
+from serve_app.domain.speaker import ENVELOPE_HZ, SpeakerReference, cosine, embedding_from_float32, embedding_to_float32
 from serve_app.errors import InvalidRequestError
-from serve_app.stores.profile_lifecycle import blend_references, cosine_similarity, quality_score
-from serve_app.stores.voice_profiles import (
-    VoiceProfile,
-    compute_fingerprint,
-    embedding_from_bytes,
-    embedding_to_bytes,
-    new_profile_id,
-    utcnow,
-)
+from serve_app.stores.profile_lifecycle import blend_references, quality_score
+from serve_app.stores.voice_profiles import VoiceProfile, compute_fingerprint, new_profile_id, utcnow
 
 
 def vec(seed: int, dim: int = 256) -> np.ndarray:
@@ -25,17 +18,17 @@ def vec(seed: int, dim: int = 256) -> np.ndarray:
 
 def test_embedding_bytes_round_trip_and_validation() -> None:
     v = vec(0)
-    data = embedding_to_bytes(v)
+    data = embedding_to_float32(v)
     assert len(data) == 256 * 4 and data == v.astype("<f4").tobytes()
-    assert np.array_equal(embedding_from_bytes(data, 256), v)
+    assert np.array_equal(embedding_from_float32(data, 256), v)
     with pytest.raises(ValueError):
-        embedding_from_bytes(data[:-1])
+        embedding_from_float32(data[:-1])
     with pytest.raises(ValueError):
-        embedding_from_bytes(b"")
+        embedding_from_float32(b"")
     with pytest.raises(ValueError):
-        embedding_from_bytes(data, 128)
+        embedding_from_float32(data, 128)
     with pytest.raises(ValueError):
-        embedding_from_bytes(np.array([1.0, np.nan], dtype="<f4").tobytes())
+        embedding_from_float32(np.array([1.0, np.nan], dtype="<f4").tobytes())
 
 
 def test_fingerprint_is_stable_across_float_noise_and_scale() -> None:
@@ -71,11 +64,11 @@ def test_quality_score_table(duration_ms: int, count: int, expected: float) -> N
 
 def test_cosine_similarity() -> None:
     v = vec(3)
-    assert cosine_similarity(v, 2 * v) == pytest.approx(1.0)
-    assert cosine_similarity(v, -v) == pytest.approx(-1.0)
-    assert cosine_similarity(v, np.zeros_like(v)) == 0.0
+    assert cosine(v, 2 * v) == pytest.approx(1.0)
+    assert cosine(v, -v) == pytest.approx(-1.0)
+    assert cosine(v, np.zeros_like(v)) == 0.0
     with pytest.raises(InvalidRequestError):  # a client sent mismatched embeddings: a 4xx, not a crash
-        cosine_similarity(v, v[:10])
+        cosine(v, v[:10])
 
 
 def reference(seed: int, f0_hz: float, envelope_offset_db: float, duration_ms: int = 5000) -> SpeakerReference:
@@ -129,7 +122,7 @@ def test_profile_json_round_trip_keeps_bytes_and_utc_milliseconds() -> None:
     v = vec(4)
     profile = VoiceProfile(
         userId="u1",
-        embedding=embedding_to_bytes(v),
+        embedding=embedding_to_float32(v),
         audioCount=0,
         totalDurationMs=0,
         qualityScore=0.3,

@@ -10,14 +10,8 @@ import pytest
 
 from deployments.translation import backends as _backends  # noqa: F401 - package imports
 from deployments.translation.backends import gemma
-from deployments.translation.translator import (
-    BackendOutput,
-    TranslationRequest,
-    TranslationResult,
-    Translator,
-    TranslatorBackend,
-    confidence_from_logprob,
-)
+from deployments.translation.translator import BackendOutput, Translator, TranslatorBackend, confidence_from_logprob
+from serve_app.domain.translation import TranslationRequest, TranslationResult
 from serve_app.errors import (
     InvalidRequestError,
     PrerequisiteError,

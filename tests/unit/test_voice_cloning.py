@@ -10,16 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-from deployments.voice_cloning import ConvertedSpeech, SpeakerReference, VoiceCloner, cosine
+from deployments.voice_cloning import ConvertedSpeech, VoiceCloner
 from deployments.voice_cloning.backends import make_backend
 from deployments.voice_cloning.backends import world as world_module
 from deployments.voice_cloning.backends.world import WorldBackend, WorldOptions
-from deployments.voice_cloning.speaker import (
-    ENVELOPE_HZ,
-    SpeakerEncoder,
-    embedding_from_bytes,
-    embedding_to_bytes,
-)
+from deployments.voice_cloning.speaker import SpeakerEncoder
+from serve_app.domain.speaker import ENVELOPE_HZ, SpeakerReference, cosine, embedding_from_npy, embedding_to_npy
 from serve_app.errors import (
     InvalidRequestError,
     PrerequisiteError,
@@ -85,10 +81,10 @@ def test_embedding_bytes_are_plain_npy_float32() -> None:
     ref = full_reference()
     data = ref.embedding_bytes()
     assert data.startswith(b"\x93NUMPY")
-    vec = embedding_from_bytes(data)
+    vec = embedding_from_npy(data)
     assert vec.dtype == np.float32
     np.testing.assert_allclose(vec, ref.embedding)
-    np.testing.assert_allclose(embedding_from_bytes(embedding_to_bytes([1.0, 2.0])), [1.0, 2.0])
+    np.testing.assert_allclose(embedding_from_npy(embedding_to_npy([1.0, 2.0])), [1.0, 2.0])
 
 
 def test_pickled_payloads_are_refused() -> None:
@@ -99,7 +95,7 @@ def test_pickled_payloads_are_refused() -> None:
     obj = io.BytesIO()
     np.save(obj, np.array([{"x": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(InvalidRequestError):
-        embedding_from_bytes(obj.getvalue())
+        embedding_from_npy(obj.getvalue())
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deployments.transcription import MobileTranscription
 from serve_app.audio import decode_audio, encode_audio, pcm_from_bytes, pcm_to_bytes
+from serve_app.domain.transcription import MobileTranscription
+from serve_app.domain.voice import VoiceJob
 from serve_app.errors import InvalidRequestError, TextTooLongError, UnsupportedLanguageError
-from serve_app.schemas import VoiceJob
+from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
-from serve_app.voice_pipeline import VoicePipeline
 from tests.fixtures.fake_stages import DELAY, FakeStages
 
 

@@ -13,9 +13,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from serve_app.domain.speaker import SpeakerReference
 from serve_app.errors import PrerequisiteError, VoiceCloneError
-
-from ..speaker import SpeakerReference
 
 BACKENDS = ("world", "openvoice")
 

@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from serve_app.domain.speaker import SpeakerReference
 from serve_app.errors import PrerequisiteError, VoiceCloneError
-
-from ..speaker import SpeakerReference
 
 INSTALL_HINT = (
     "pip install git+https://github.com/myshell-ai/OpenVoice and put the V2 converter "

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from serve_app.domain.speaker import ENVELOPE_HZ, SpeakerReference
 from serve_app.errors import PrerequisiteError, VoiceCloneError
 
-from ..speaker import ENVELOPE_HZ, SpeakerReference
 from . import NothingToConvert
 
 try:

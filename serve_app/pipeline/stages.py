@@ -8,34 +8,17 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from pydantic import BaseModel
-
-from deployments.transcription import Transcription
-from deployments.translation.translator import TranslationResult
-
-
-class SpeechClip(BaseModel):
-    """Mono float32 little-endian PCM bytes: how audio crosses deployments (no pickled arrays)."""
-
-    pcm: bytes
-    sample_rate: int
-    backend: str = ""
-    voice: str = ""
-
-
-class ConvertedClip(BaseModel):
-    pcm: bytes
-    sample_rate: int
-    converted: bool
-    similarity: float | None = None
-    base_similarity: float | None = None
-    backend: str = ""
+from serve_app.domain.transcription import Transcription
+from serve_app.domain.translation import TranslationResult
+from serve_app.domain.voice import ConvertedClip, SpeechClip
 
 
 class Stages(Protocol):
     async def transcribe(self, pcm: bytes, language: str | None) -> Transcription: ...
 
     async def translate(self, text: str, source: str, target: str) -> TranslationResult: ...
+
+    async def detect_language(self, text: str) -> tuple[str, float]: ...
 
     async def speaker_reference(self, pcm: bytes, sample_rate: int) -> bytes: ...
 

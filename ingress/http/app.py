@@ -15,23 +15,13 @@ from pydantic import BaseModel, Field, ValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from deployments.transcription import MobileTranscription, Transcription
-from serve_app.errors import InvalidRequestError, PayloadTooLargeError, ServiceError
+from ingress.http.protocol import DetectLanguageBody, DetectLanguageResponse, TranslateBody, TranslateResponse
+from serve_app.domain.transcription import MobileTranscription, Transcription
+from serve_app.domain.translation import TextTranslation
+from serve_app.domain.voice import LanguageAudio, OutputFormat, PipelineEvent, VoiceJob, VoiceResult
+from serve_app.errors import InvalidRequestError, PayloadTooLargeError, ServiceError, as_service_error
 from serve_app.languages import SUPPORTED_LANGUAGES
-from serve_app.schemas import (
-    DetectLanguageBody,
-    DetectLanguageResponse,
-    LanguageAudio,
-    OutputFormat,
-    PipelineEvent,
-    TextTranslation,
-    TranslateBody,
-    TranslateResponse,
-    VoiceJob,
-    VoiceResult,
-)
 from serve_app.settings import Settings
-from serve_app.voice_pipeline import as_service_error
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 10

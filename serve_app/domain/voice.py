@@ -1,7 +1,7 @@
-"""Pydantic models shared by both ingresses and the pipeline.
+"""A voice message as the pipeline takes it in and hands it out, and the audio the stages exchange.
 
-HTTP compatibility routes are snake_case (PROTOCOL.md §3); pipeline results are neutral models that
-each ingress renders into its own wire shape.
+Both doors validate into `VoiceJob` and render `PipelineEvent` / `VoiceResult` into their own wire
+shapes; the stages pass `SpeechClip` / `ConvertedClip` (raw PCM bytes, never pickled arrays).
 """
 
 from __future__ import annotations
@@ -10,65 +10,33 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.transcription import MobileTranscription, Transcription
+from serve_app.domain.transcription import MobileTranscription, Transcription
 
-ModelType = Literal["basic", "medium", "premium"]
 OutputFormat = Literal["mp3", "ogg", "wav"]
 
 
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+class SpeechClip(BaseModel):
+    """Mono float32 little-endian PCM bytes: how audio crosses deployments (no pickled arrays)."""
+
+    pcm: bytes
+    sample_rate: int
+    backend: str = ""
+    voice: str = ""
 
 
-# ---- text translation (HTTP compatibility routes) ----
-class TranslateBody(StrictModel):
-    text: str = Field(min_length=1)
-    source_language: str = "auto"
-    target_language: str = Field(min_length=2)
-    model_type: ModelType = "basic"
+class ConvertedClip(BaseModel):
+    pcm: bytes
+    sample_rate: int
+    converted: bool
+    similarity: float | None = None
+    base_similarity: float | None = None
+    backend: str = ""
 
 
-class TranslateResponse(BaseModel):
-    original_text: str
-    translated_text: str
-    source_language: str
-    target_language: str
-    model_used: str
-    confidence_score: float
-    processing_time_ms: int
-    from_cache: bool = False
-
-
-class DetectLanguageBody(StrictModel):
-    text: str = Field(min_length=1)
-
-
-class DetectLanguageResponse(BaseModel):
-    language: str
-    confidence: float
-
-
-class TextTranslation(BaseModel):
-    """One target language's text result, as the pipeline returns it."""
-
-    target_language: str
-    source_language: str
-    translated_text: str = ""
-    model: str = ""
-    confidence: float = 0.0
-    processing_time_ms: int = 0
-    from_cache: bool = False
-    error: str | None = None
-    error_code: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-# ---- voice messages ----
-class VoiceJob(StrictModel):
+class VoiceJob(BaseModel):
     """A voice message to transcribe, translate and speak in each target language."""
+
+    model_config = ConfigDict(extra="ignore")
 
     audio: bytes
     target_languages: list[str] = Field(min_length=1)

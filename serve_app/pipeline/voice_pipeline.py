@@ -15,9 +15,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from deployments.transcription import Transcription, from_mobile
-from deployments.translation.translator import TranslationResult
-from deployments.voice_cloning.speaker import SpeakerReference, reference_from_wire
 from serve_app.audio import (
     MIME_TYPES,
     DecodedAudio,
@@ -27,24 +24,20 @@ from serve_app.audio import (
     pcm_from_bytes,
     pcm_to_bytes,
 )
+from serve_app.domain.speaker import SpeakerReference, reference_from_wire
+from serve_app.domain.transcription import Transcription, from_mobile
+from serve_app.domain.translation import TextTranslation, TranslationResult
+from serve_app.domain.voice import LanguageAudio, LanguageFailure, PipelineEvent, StageTimings, VoiceJob, VoiceResult
 from serve_app.errors import (
     InvalidRequestError,
     ServiceError,
     TextTooLongError,
     TranscriptionError,
+    as_service_error,
 )
 from serve_app.languages import normalize_language
-from serve_app.schemas import (
-    LanguageAudio,
-    LanguageFailure,
-    PipelineEvent,
-    StageTimings,
-    TextTranslation,
-    VoiceJob,
-    VoiceResult,
-)
+from serve_app.pipeline.stages import Stages
 from serve_app.settings import Settings
-from serve_app.stages import Stages
 from serve_app.stores.circuit_breaker import CircuitBreaker
 from serve_app.stores.profile_lifecycle import NewSample, ProfileOutcome, VoiceProfileManager
 from serve_app.stores.translation_cache import CachedTranslation, TranslationCache
@@ -57,16 +50,6 @@ WHISPER_RATE = 16_000
 
 def _ms(since: float) -> int:
     return int(round((time.perf_counter() - since) * 1000))
-
-
-def as_service_error(exc: BaseException, default_code: str = "processing_failed") -> ServiceError:
-    """Unwrap Ray's task errors so the original code and status survive the hop between replicas."""
-    cause = getattr(exc, "cause", None)
-    if isinstance(cause, ServiceError):
-        return cause
-    if isinstance(exc, ServiceError):
-        return exc
-    return ServiceError(f"{type(exc).__name__}: {exc}", code=default_code)
 
 
 async def _ready(value: bytes) -> bytes:

@@ -21,24 +21,13 @@ from typing import Any
 import numpy as np
 from pymongo.errors import PyMongoError
 
+from serve_app.domain.speaker import cosine, embedding_from_float32, embedding_to_float32
+from serve_app.domain.voice import LanguageAudio, LanguageFailure, VoiceAnalysis
 from serve_app.errors import InvalidRequestError, ServiceError
-from serve_app.schemas import LanguageAudio, LanguageFailure, VoiceAnalysis
 from serve_app.settings import Settings
 from serve_app.stores.errors import ProfileNotFoundError, ProfileTooShortError, StoreUnavailableError
-from serve_app.stores.profile_lifecycle import (
-    MATCH_THRESHOLD,
-    NewSample,
-    VoiceProfileManager,
-    cosine_similarity,
-    quality_score,
-)
-from serve_app.stores.voice_profiles import (
-    VoiceProfile,
-    compute_fingerprint,
-    embedding_from_bytes,
-    embedding_to_bytes,
-    new_profile_id,
-)
+from serve_app.stores.profile_lifecycle import MATCH_THRESHOLD, NewSample, VoiceProfileManager, quality_score
+from serve_app.stores.voice_profiles import VoiceProfile, compute_fingerprint, new_profile_id
 from serve_app.voice_characteristics import VoiceCharacteristics
 
 log = logging.getLogger(__name__)
@@ -51,7 +40,7 @@ def fingerprint_wire(embedding: np.ndarray, model: str) -> dict[str, Any]:
     """A fingerprint the gateway can store and send back: signature plus the embedding itself,
     so verify/compare work on fingerprints alone (base64 of float32, never pickle)."""
     fingerprint = compute_fingerprint(embedding, model).model_dump(mode="json")
-    fingerprint["embedding_data"] = base64.b64encode(embedding_to_bytes(embedding)).decode("ascii")
+    fingerprint["embedding_data"] = base64.b64encode(embedding_to_float32(embedding)).decode("ascii")
     return fingerprint
 
 
@@ -60,7 +49,7 @@ def embedding_of_fingerprint(fingerprint: dict[str, Any] | None, what: str) -> n
     if not isinstance(data, str) or not data:
         raise InvalidRequestError(f"{what} has no embedding_data (the base64 embedding that analyze returns)")
     try:
-        return embedding_from_bytes(base64.b64decode(data, validate=True))
+        return embedding_from_float32(base64.b64decode(data, validate=True))
     except (ValueError, TypeError) as exc:
         raise InvalidRequestError(f"{what}.embedding_data is not a base64 float32 embedding: {exc}") from exc
 
@@ -68,7 +57,7 @@ def embedding_of_fingerprint(fingerprint: dict[str, Any] | None, what: str) -> n
 def match(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     if a.shape != b.shape:
         raise InvalidRequestError(f"embeddings of different sizes cannot be compared ({a.size} vs {b.size})")
-    similarity = cosine_similarity(a, b)
+    similarity = cosine(a, b)
     return {"is_match": similarity >= MATCH_THRESHOLD, "similarity_score": round(similarity, 4),
             "threshold": MATCH_THRESHOLD}
 

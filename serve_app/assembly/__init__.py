@@ -1,0 +1,1 @@
+"""The assembly: the application graph and the command line, standing above every other layer."""

@@ -19,7 +19,6 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ingress.gateway_audio import binary_frame, decode_base64, resolve_audio
-from ingress.pipeline_client import PipelineApi
 from ingress.voice_jobs import JobRegistry, VoiceJobRecord, deliver_webhook
 from serve_app.domain.translation import TextTranslation
 from serve_app.domain.voice import LanguageAudio, PipelineEvent, VoiceJob, VoiceResult
@@ -79,6 +78,7 @@ from serve_app.gateway_requests import (
     VoiceTranslateRequest,
 )
 from serve_app.languages import SUPPORTED_LANGUAGES, normalize_language
+from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ def voice_result_json(result: VoiceResult, user_id: str | None) -> dict[str, Any
 
 
 class GatewayHandlers:
-    def __init__(self, pipeline: PipelineApi, settings: Settings) -> None:
+    def __init__(self, pipeline: VoicePipeline, settings: Settings) -> None:
         self.pipeline = pipeline
         self.settings = settings
         self.jobs = JobRegistry(settings.max_jobs)
@@ -460,14 +460,15 @@ class GatewayHandlers:
             return voice_result_json(result, req.userId)
         if kind == "voice_analyze":
             assert isinstance(req, VoiceAudioRequest)
-            return await self.pipeline.profile_call("analyze", audio=await self._audio_of(req), user_id=req.userId,
-                                                    include_transcription=True, wire="camel")
+            analysis = await self.pipeline.profile_analyze(await self._audio_of(req), user_id=req.userId)
+            return analysis.to_wire(camel=True)
         if kind == "voice_compare":
             assert isinstance(req, VoiceCompareRequest)
-            return await self.pipeline.profile_call(
-                "compare_audio", audio_a=decode_base64(req.audioBase64_1, self.settings, "audioBase64_1"),
-                audio_b=decode_base64(req.audioBase64_2, self.settings, "audioBase64_2"),
+            comparison = await self.pipeline.compare_voices(
+                decode_base64(req.audioBase64_1, self.settings, "audioBase64_1"),
+                decode_base64(req.audioBase64_2, self.settings, "audioBase64_2"),
             )
+            return comparison.to_wire(camel=True)
         if kind.startswith("voice_profile_"):
             assert isinstance(req, VoiceProfileApiRequest)
             return await self._profile_api(kind.removeprefix("voice_profile_"), req)
@@ -477,7 +478,7 @@ class GatewayHandlers:
             return job.public()
         if kind == "voice_feedback":
             assert isinstance(req, VoiceFeedbackRequest)
-            return await self.pipeline.profile_call("feedback", feedback=req.model_dump(exclude={"type"}))
+            return await self.pipeline.record_feedback(req.model_dump(exclude={"type"}))
         if kind == "voice_history":
             return {"userId": req.userId, "jobs": self.jobs.history(req.userId)}
         if kind == "voice_languages":
@@ -496,11 +497,17 @@ class GatewayHandlers:
 
     async def _profile_api(self, operation: str, req: VoiceProfileApiRequest) -> dict[str, Any]:
         if operation == "list":
-            return await self.pipeline.profile_call("list", limit=req.limit, offset=req.offset)
+            return await self.pipeline.profile_list(req.limit, req.offset)
         if not req.userId:
             raise InvalidRequestError("userId is required")
-        audio = await self._audio_of(req) if operation in ("create", "update") else None
-        return await self.pipeline.profile_call(operation, user_id=req.userId, audio=audio)
+        if operation == "get":
+            return await self.pipeline.profile_get(req.userId)
+        if operation == "delete":
+            return await self.pipeline.profile_delete(req.userId)
+        audio = await self._audio_of(req)
+        if operation == "create":
+            return await self.pipeline.profile_create(req.userId, audio)
+        return await self.pipeline.profile_update(req.userId, audio)
 
     async def _voice_job(self, req: VoiceTranslateRequest) -> VoiceJob:
         targets, rejected = _split_targets(req.targetLanguages)
@@ -579,21 +586,22 @@ class GatewayHandlers:
         kind = raw["type"]
         req: BaseModel = VOICE_PROFILE_TYPES[kind].model_validate(raw)
         if isinstance(req, VoiceProfileAnalyzeRequest):
-            result = await self.pipeline.profile_call(
-                "analyze", audio=decode_base64(req.audio_data, self.settings, "audio_data"), user_id=req.user_id,
-                include_transcription=req.include_transcription, wire="snake", min_profile_audio=True,
+            analysis = await self.pipeline.profile_analyze(
+                decode_base64(req.audio_data, self.settings, "audio_data"), user_id=req.user_id,
+                include_transcription=req.include_transcription, min_profile_audio=True,
                 preview_languages=req.preview_languages if req.generate_previews else [],
                 preview_text=req.preview_text,
             )
+            result = analysis.to_wire()
         elif isinstance(req, VoiceProfileVerifyRequest):
-            result = await self.pipeline.profile_call(
-                "verify", audio=decode_base64(req.audio_data, self.settings, "audio_data"), user_id=req.user_id,
-                fingerprint=req.existing_fingerprint,
+            verification = await self.pipeline.profile_verify(
+                decode_base64(req.audio_data, self.settings, "audio_data"), req.user_id, req.existing_fingerprint,
             )
+            result = verification.to_wire()
         else:
             assert isinstance(req, VoiceProfileCompareRequest)
-            result = await self.pipeline.profile_call("compare", fingerprint_a=req.fingerprint_a,
-                                                      fingerprint_b=req.fingerprint_b)
+            match = await self.pipeline.profile_compare(req.fingerprint_a, req.fingerprint_b)
+            result = match.to_wire()
         await publish(VoiceProfileResult(type=f"{kind}_result", request_id=raw["request_id"], result=result), ())
 
 

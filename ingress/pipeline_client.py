@@ -1,79 +1,34 @@
-"""The Pipeline deployment's methods as plain coroutines, so an ingress never touches Ray details.
+"""How both doors reach the deployed pipeline: `VoicePipeline`'s own methods over a Serve handle.
 
-The ZMQ gateway handlers are written against `PipelineApi`; in production it is `HandlePipeline`
-over a Serve handle, in unit tests an in-process object with the same methods.
+The Pipeline deployment is a `VoicePipeline`, so its API is written once, there. This client only
+turns `client.method(...)` into `handle.method.remote(...)` (awaitable), and streams the async
+generator methods (`process_voice`) through a streaming handle. In unit tests the doors are given
+a plain `VoicePipeline` over fake stages instead: the same methods, no Ray.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any, Protocol
+import inspect
+from typing import Any, cast
 
 from ray.serve.handle import DeploymentHandle
 
-from serve_app.domain.transcription import MobileTranscription, Transcription
-from serve_app.domain.translation import TextTranslation
-from serve_app.domain.voice import PipelineEvent, VoiceAnalysis, VoiceJob, VoiceResult
+from serve_app.pipeline.voice_pipeline import VoicePipeline
 
 
-class PipelineApi(Protocol):
-    async def translate_text(self, text: str, source: str, targets: list[str]) -> list[TextTranslation]: ...
-
-    def process_voice(self, job: VoiceJob) -> AsyncIterator[PipelineEvent]: ...
-
-    async def run_voice(self, job: VoiceJob) -> VoiceResult: ...
-
-    async def transcribe(
-        self,
-        audio: bytes,
-        language: str | None = None,
-        mobile: MobileTranscription | None = None,
-        attachment_id: str | None = None,
-    ) -> Transcription: ...
-
-    async def analyze_voice(self, audio: bytes, transcribe: bool = False) -> VoiceAnalysis: ...
-
-    async def health(self) -> dict[str, Any]: ...
-
-    async def stats(self) -> dict[str, Any]: ...
-
-    async def profile_call(self, operation: str, **kwargs: Any) -> dict[str, Any]: ...
-
-
-class HandlePipeline:
-    """`PipelineApi` over a Ray Serve deployment handle to the Pipeline deployment."""
-
+class PipelineClient:
     def __init__(self, handle: DeploymentHandle) -> None:
-        self.handle = handle
-        self.stream_handle = handle.options(stream=True)
+        self._handle = handle
+        self._stream = handle.options(stream=True)
 
-    async def translate_text(self, text: str, source: str, targets: list[str]) -> list[TextTranslation]:
-        return await self.handle.translate_text.remote(text, source, targets)
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(VoicePipeline, name, None)
+        if name.startswith("_") or not inspect.iscoroutinefunction(method) and not inspect.isasyncgenfunction(method):
+            raise AttributeError(f"the pipeline has no remote method {name!r}")
+        handle = self._stream if inspect.isasyncgenfunction(method) else self._handle
+        return getattr(handle, name).remote
 
-    async def process_voice(self, job: VoiceJob) -> AsyncIterator[PipelineEvent]:
-        async for event in self.stream_handle.process_voice.remote(job):
-            yield event
 
-    async def run_voice(self, job: VoiceJob) -> VoiceResult:
-        return await self.handle.run_voice.remote(job)
-
-    async def transcribe(
-        self,
-        audio: bytes,
-        language: str | None = None,
-        mobile: MobileTranscription | None = None,
-        attachment_id: str | None = None,
-    ) -> Transcription:
-        return await self.handle.transcribe.remote(audio, language, mobile, attachment_id)
-
-    async def analyze_voice(self, audio: bytes, transcribe: bool = False) -> VoiceAnalysis:
-        return await self.handle.analyze_voice.remote(audio, transcribe)
-
-    async def health(self) -> dict[str, Any]:
-        return await self.handle.health.remote()
-
-    async def stats(self) -> dict[str, Any]:
-        return await self.handle.stats.remote()
-
-    async def profile_call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        return await self.handle.profile_call.remote(operation, **kwargs)
+def pipeline_client(handle: DeploymentHandle) -> VoicePipeline:
+    """Typed as the class it forwards to, so the doors are written (and checked) against one API."""
+    return cast(VoicePipeline, PipelineClient(handle))

@@ -26,9 +26,10 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from ingress.gateway_handlers import GatewayHandlers, error_events
-from ingress.pipeline_client import HandlePipeline, PipelineApi
+from ingress.pipeline_client import pipeline_client
 from serve_app.errors import BusyError, InvalidRequestError
 from serve_app.gateway_events import GatewayEvent, GenericError
+from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings, replica_settings
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ class GatewayServer:
         self.context.destroy(linger=0)
 
 
-def build_gateway(pipeline: PipelineApi, settings: Settings) -> GatewayServer:
+def build_gateway(pipeline: VoicePipeline, settings: Settings) -> GatewayServer:
     return GatewayServer(GatewayHandlers(pipeline, settings), settings)
 
 
@@ -191,7 +192,7 @@ def build_gateway(pipeline: PipelineApi, settings: Settings) -> GatewayServer:
 class ZmqIngress:
     async def __init__(self, pipeline: DeploymentHandle, settings_overrides: dict[str, Any] | None = None) -> None:
         settings = replica_settings(settings_overrides)
-        self.server = build_gateway(HandlePipeline(pipeline), settings)
+        self.server = build_gateway(pipeline_client(pipeline), settings)
         await self.server.start()
 
     async def check_health(self) -> None:

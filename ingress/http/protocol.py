@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from serve_app.domain.transcription import Transcription
+from serve_app.domain.voice import OutputFormat
 
 ModelType = Literal["basic", "medium", "premium"]
 
@@ -38,3 +41,47 @@ class DetectLanguageBody(StrictModel):
 class DetectLanguageResponse(BaseModel):
     language: str
     confidence: float
+
+
+class TranslationOut(BaseModel):
+    target_language: str
+    translated_text: str
+    audio_base64: str
+    audio_mime_type: str
+    duration_ms: int
+    voice_cloned: bool
+    voice_similarity: float | None = None
+    base_voice_similarity: float | None = None
+    tts_backend: str = ""
+    timings_ms: dict[str, int] = Field(default_factory=dict)
+
+
+class FailedLanguageOut(BaseModel):
+    target_language: str
+    error: str
+    error_code: str
+
+
+class VoiceTranslateResponse(BaseModel):
+    success: bool
+    original_text: str
+    original_language: str
+    transcription: Transcription
+    translations: list[TranslationOut]
+    failed_languages: list[FailedLanguageOut] = Field(default_factory=list)
+    voice_cloned: bool
+    processing_time_ms: int
+    timings_ms: dict[str, int] = Field(default_factory=dict)
+    voice_profile: dict[str, Any] | None = None
+    voice_profile_action: str | None = None
+
+
+class FingerprintCompareBody(BaseModel):
+    fingerprint_a: dict[str, Any]
+    fingerprint_b: dict[str, Any]
+
+
+class SpeechBody(BaseModel):
+    text: str = Field(min_length=1)
+    language: str = Field(min_length=2)
+    format: OutputFormat = "mp3"

@@ -91,6 +91,16 @@ class VoiceResult(BaseModel):
     voice_profile_action: str | None = None  # reused | created | improved | pending | forwarded
 
 
+class SpokenAudio(BaseModel):
+    """Text spoken in the service's base voice (no cloning), encoded."""
+
+    audio: bytes
+    mime_type: str
+    duration_ms: int
+    backend: str
+    language: str
+
+
 class VoiceAnalysis(BaseModel):
     """A voice sample measured: its embedding, converter statistics and characteristics."""
 

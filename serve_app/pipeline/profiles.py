@@ -1,39 +1,36 @@
 """Voice profile operations behind both doors: CRUD, analyze, verify, compare, feedback.
 
-The Pipeline deployment owns one instance; the ZMQ voice API (camelCase), the voice-profile family
-(snake_case, PROTOCOL.md §2) and the HTTP routes all call `call(operation, ...)` and get plain
-dicts back. Audio is measured by the pipeline's `analyze` (embedding, converter statistics,
-characteristics); the lifecycle rules live in `VoiceProfileManager`.
+A mixin of `VoicePipeline`: typed methods returning door-neutral models (`serve_app.domain.profiles`)
+or the profile's stored summary; each door renders its own casing. Audio is measured by
+`analyze_voice` (embedding, converter statistics, characteristics); the lifecycle rules live in
+`VoiceProfileManager`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import json
-import logging
-import time
 import uuid
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pymongo.errors import PyMongoError
 
+from serve_app.domain.profiles import (
+    MATCH_THRESHOLD,
+    ProfileAnalysis,
+    VoiceComparison,
+    VoiceMatch,
+    VoiceVerification,
+)
 from serve_app.domain.speaker import cosine, embedding_from_float32, embedding_to_float32
 from serve_app.domain.voice import LanguageAudio, LanguageFailure, VoiceAnalysis
-from serve_app.errors import InvalidRequestError, ServiceError
+from serve_app.errors import InvalidRequestError
 from serve_app.settings import Settings
 from serve_app.stores.errors import ProfileNotFoundError, ProfileTooShortError, StoreUnavailableError
-from serve_app.stores.profile_lifecycle import MATCH_THRESHOLD, NewSample, VoiceProfileManager, quality_score
+from serve_app.stores.feedback import FeedbackLog
+from serve_app.stores.profile_lifecycle import NewSample, VoiceProfileManager, quality_score
 from serve_app.stores.voice_profiles import VoiceProfile, compute_fingerprint, new_profile_id
 from serve_app.voice_characteristics import VoiceCharacteristics
-
-log = logging.getLogger(__name__)
-
-Analyze = Callable[[bytes, bool], Awaitable[VoiceAnalysis]]
-Preview = Callable[[str, str, bytes], Awaitable[LanguageAudio | LanguageFailure]]
 
 
 def fingerprint_wire(embedding: np.ndarray, model: str) -> dict[str, Any]:
@@ -54,116 +51,83 @@ def embedding_of_fingerprint(fingerprint: dict[str, Any] | None, what: str) -> n
         raise InvalidRequestError(f"{what}.embedding_data is not a base64 float32 embedding: {exc}") from exc
 
 
-def match(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+def similarity(a: np.ndarray, b: np.ndarray) -> tuple[bool, float]:
     if a.shape != b.shape:
         raise InvalidRequestError(f"embeddings of different sizes cannot be compared ({a.size} vs {b.size})")
-    similarity = cosine(a, b)
-    return {"is_match": similarity >= MATCH_THRESHOLD, "similarity_score": round(similarity, 4),
-            "threshold": MATCH_THRESHOLD}
+    score = cosine(a, b)
+    return score >= MATCH_THRESHOLD, round(score, 4)
 
 
-class FeedbackLog:
-    """Ratings of translations: MongoDB `voice_feedback` when configured, else a JSONL file."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.path = Path(settings.cache_dir) / "voice_feedback.jsonl"
-        self._collection: Any = None
-        self._lock = asyncio.Lock()
-
-    async def record(self, feedback: dict[str, Any]) -> dict[str, Any]:
-        entry = {**feedback, "feedbackId": f"vfb_{uuid.uuid4().hex[:16]}", "createdAt": time.time()}
-        if self.settings.mongodb_url:
-            if self._collection is None:
-                from motor.motor_asyncio import AsyncIOMotorClient
-
-                timeout = self.settings.mongodb_timeout_ms
-                client = AsyncIOMotorClient(self.settings.mongodb_url, serverSelectionTimeoutMS=timeout,
-                                            connectTimeoutMS=timeout, socketTimeoutMS=timeout)
-                self._collection = client[self.settings.mongodb_database]["voice_feedback"]
-            try:
-                await self._collection.insert_one(dict(entry))
-            except PyMongoError as exc:
-                raise StoreUnavailableError(f"feedback not recorded, MongoDB did not answer: {exc}") from exc
-        else:
-            async with self._lock:
-                await asyncio.to_thread(self._append, entry)
-        return {"recorded": True, "feedbackId": entry["feedbackId"]}
-
-    def _append(self, entry: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+def _need_audio(audio: bytes | None) -> bytes:
+    if not audio:
+        raise InvalidRequestError("audio is required (audioBase64 over ZMQ, a file upload over HTTP)")
+    return audio
 
 
-class VoiceProfileService:
-    def __init__(
-        self, manager: VoiceProfileManager, analyze: Analyze, preview: Preview, settings: Settings
-    ) -> None:
-        self.manager = manager
-        self.analyze = analyze
-        self.preview = preview
-        self.settings = settings
-        self.feedback_log = FeedbackLog(settings)
+class ProfileOps:
+    settings: Settings
+    profiles: VoiceProfileManager | None
+    feedback_log: FeedbackLog
 
-    async def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        handler = getattr(self, f"op_{operation}", None)
-        if handler is None:
-            raise InvalidRequestError(f"unknown voice profile operation {operation!r}")
-        return await handler(**kwargs)
+    # provided by SpeechOps and VoiceMessageOps
+    async def analyze_voice(self, audio: bytes, transcribe: bool = False) -> VoiceAnalysis: ...
+    async def speak_as(self, text: str, target: str, reference: bytes) -> LanguageAudio | LanguageFailure: ...
 
-    async def _sample(self, audio: bytes, attachment_id: str | None = None) -> tuple[NewSample, VoiceAnalysis]:
-        analysis = await self.analyze(audio, True)
-        sample = NewSample(
-            attachment_id=attachment_id or f"api_{uuid.uuid4().hex[:16]}",
+    def _manager(self) -> VoiceProfileManager:
+        if self.profiles is None:
+            raise StoreUnavailableError("no voice profile store is configured")
+        return self.profiles
+
+    async def _sample(self, audio: bytes) -> NewSample:
+        analysis = await self.analyze_voice(audio, True)
+        return NewSample(
+            attachment_id=f"api_{uuid.uuid4().hex[:16]}",
             duration_ms=analysis.duration_ms,
             language=analysis.transcription.language if analysis.transcription else None,
             embedding=np.asarray(analysis.embedding, dtype=np.float32),
             speaker_reference=analysis.speaker_reference,
             characteristics=VoiceCharacteristics.model_validate(analysis.characteristics),
         )
-        return sample, analysis
 
-    async def _require(self, user_id: str) -> VoiceProfile:
-        profile = await self.manager.get(user_id)
+    async def _require_profile(self, user_id: str) -> VoiceProfile:
+        profile = await self._manager().get(user_id)
         if profile is None:
             raise ProfileNotFoundError(f"user {user_id!r} has no voice profile")
         return profile
 
-    # ---- CRUD (camelCase voice API and HTTP) ----
-    async def op_get(self, user_id: str, **_: Any) -> dict[str, Any]:
-        return (await self._require(user_id)).summary()
+    # ---- CRUD: the stored profile's summary (camelCase, as the documents are) ----
+    async def profile_get(self, user_id: str) -> dict[str, Any]:
+        return (await self._require_profile(user_id)).summary()
 
-    async def op_list(self, limit: int = 50, offset: int = 0, **_: Any) -> dict[str, Any]:
-        profiles, total = await asyncio.gather(self.manager.list(limit, offset), self.manager.count())
+    async def profile_list(self, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        manager = self._manager()
+        profiles, total = await asyncio.gather(manager.list(limit, offset), manager.count())
         return {"profiles": [p.summary() for p in profiles], "total": total, "limit": limit, "offset": offset}
 
-    async def op_delete(self, user_id: str, **_: Any) -> dict[str, Any]:
-        if not await self.manager.delete(user_id):
+    async def profile_delete(self, user_id: str) -> dict[str, Any]:
+        if not await self._manager().delete(user_id):
             raise ProfileNotFoundError(f"user {user_id!r} has no voice profile")
         return {"deleted": True, "userId": user_id}
 
-    async def op_create(self, user_id: str, audio: bytes | None = None, **_: Any) -> dict[str, Any]:
-        sample, _analysis = await self._sample(_need_audio(audio))
-        return (await self.manager.create_from_sample(user_id, sample)).summary()
+    async def profile_create(self, user_id: str, audio: bytes | None) -> dict[str, Any]:
+        manager = self._manager()
+        return (await manager.create_from_sample(user_id, await self._sample(_need_audio(audio)))).summary()
 
-    async def op_update(self, user_id: str, audio: bytes | None = None, **_: Any) -> dict[str, Any]:
-        sample, _analysis = await self._sample(_need_audio(audio))
-        return (await self.manager.update_from_sample(user_id, sample)).summary()
+    async def profile_update(self, user_id: str, audio: bytes | None) -> dict[str, Any]:
+        manager = self._manager()
+        return (await manager.update_from_sample(user_id, await self._sample(_need_audio(audio)))).summary()
 
-    # ---- analysis (snake_case family and voice_analyze) ----
-    async def op_analyze(
+    # ---- analysis, verification, comparison ----
+    async def profile_analyze(
         self,
         audio: bytes,
         user_id: str | None = None,
         include_transcription: bool = True,
-        wire: str = "snake",
         min_profile_audio: bool = False,
         preview_languages: list[str] | None = None,
         preview_text: str | None = None,
-        **_: Any,
-    ) -> dict[str, Any]:
-        analysis = await self.analyze(audio, include_transcription)
+    ) -> ProfileAnalysis:
+        analysis = await self.analyze_voice(audio, include_transcription)
         if min_profile_audio and analysis.duration_ms < self.settings.voice_profile_min_speech_ms:
             raise ProfileTooShortError(
                 f"profile audio must be at least {self.settings.voice_profile_min_speech_ms / 1000:.0f} s, "
@@ -171,26 +135,22 @@ class VoiceProfileService:
             )
         embedding = np.asarray(analysis.embedding, dtype=np.float32)
         fingerprint = fingerprint_wire(embedding, analysis.embedding_model)
-        existing = await self.manager.get(user_id) if user_id else None
-        result = {
-            "profile_id": existing.profileId if existing else new_profile_id(),
-            "user_id": user_id,
-            "quality_score": quality_score(analysis.duration_ms, 1),
-            "audio_duration_ms": analysis.duration_ms,
-            "voice_characteristics": analysis.characteristics,
-            "fingerprint": fingerprint,
-            "signature_short": fingerprint["signatureShort"],
-            "embedding_data": fingerprint["embedding_data"],
-            "embedding_dimension": int(embedding.size),
-            "embedding_model": analysis.embedding_model,
-        }
-        if analysis.transcription is not None:
-            result["transcription"] = analysis.transcription.model_dump(mode="json")
-        if preview_languages:
-            result["voice_previews"] = await self._previews(analysis, preview_languages, preview_text)
-        if wire == "camel":
-            return {_camel(k): v for k, v in result.items()}
-        return result
+        existing = await self._manager().get(user_id) if user_id else None
+        return ProfileAnalysis(
+            profile_id=existing.profileId if existing else new_profile_id(),
+            user_id=user_id,
+            quality_score=quality_score(analysis.duration_ms, 1),
+            audio_duration_ms=analysis.duration_ms,
+            voice_characteristics=analysis.characteristics,
+            fingerprint=fingerprint,
+            signature_short=fingerprint["signatureShort"],
+            embedding_data=fingerprint["embedding_data"],
+            embedding_dimension=int(embedding.size),
+            embedding_model=analysis.embedding_model,
+            transcription=analysis.transcription,
+            voice_previews=await self._previews(analysis, preview_languages, preview_text) if preview_languages
+            else None,
+        )
 
     async def _previews(
         self, analysis: VoiceAnalysis, languages: list[str], text: str | None
@@ -198,7 +158,7 @@ class VoiceProfileService:
         source = text or (analysis.transcription.text if analysis.transcription else "")
         if not source.strip():
             raise InvalidRequestError("previews need preview_text or a transcribable sample")
-        outcomes = await asyncio.gather(*(self.preview(source, lang, analysis.speaker_reference)
+        outcomes = await asyncio.gather(*(self.speak_as(source, lang, analysis.speaker_reference)
                                           for lang in dict.fromkeys(languages)))
         previews: list[dict[str, Any]] = []
         for out in outcomes:
@@ -214,41 +174,28 @@ class VoiceProfileService:
                 })
         return previews
 
-    async def op_verify(
-        self, audio: bytes, user_id: str, fingerprint: dict[str, Any] | None = None, **_: Any
-    ) -> dict[str, Any]:
+    async def profile_verify(
+        self, audio: bytes, user_id: str, fingerprint: dict[str, Any] | None = None
+    ) -> VoiceVerification:
         if fingerprint and (fingerprint.get("embedding_data") or fingerprint.get("embedding")):
             reference = embedding_of_fingerprint(fingerprint, "existing_fingerprint")
         else:
-            reference = (await self._require(user_id)).vector()
-        analysis = await self.analyze(audio, False)
-        return {"user_id": user_id, **match(np.asarray(analysis.embedding, dtype=np.float32), reference)}
+            reference = (await self._require_profile(user_id)).vector()
+        analysis = await self.analyze_voice(audio, False)
+        is_match, score = similarity(np.asarray(analysis.embedding, dtype=np.float32), reference)
+        return VoiceVerification(user_id=user_id, is_match=is_match, similarity_score=score)
 
-    async def op_compare(
-        self, fingerprint_a: dict[str, Any], fingerprint_b: dict[str, Any], **_: Any
-    ) -> dict[str, Any]:
-        return match(embedding_of_fingerprint(fingerprint_a, "fingerprint_a"),
-                     embedding_of_fingerprint(fingerprint_b, "fingerprint_b"))
+    async def profile_compare(self, fingerprint_a: dict[str, Any], fingerprint_b: dict[str, Any]) -> VoiceMatch:
+        is_match, score = similarity(embedding_of_fingerprint(fingerprint_a, "fingerprint_a"),
+                                     embedding_of_fingerprint(fingerprint_b, "fingerprint_b"))
+        return VoiceMatch(is_match=is_match, similarity_score=score)
 
-    async def op_compare_audio(self, audio_a: bytes, audio_b: bytes, **_: Any) -> dict[str, Any]:
-        a, b = await asyncio.gather(self.analyze(audio_a, False), self.analyze(audio_b, False))
-        out = match(np.asarray(a.embedding, dtype=np.float32), np.asarray(b.embedding, dtype=np.float32))
-        return {"isMatch": out["is_match"], "similarityScore": out["similarity_score"], "threshold": out["threshold"],
-                "voiceCharacteristics1": a.characteristics, "voiceCharacteristics2": b.characteristics}
+    async def compare_voices(self, audio_a: bytes, audio_b: bytes) -> VoiceComparison:
+        a, b = await asyncio.gather(self.analyze_voice(audio_a, False), self.analyze_voice(audio_b, False))
+        is_match, score = similarity(np.asarray(a.embedding, dtype=np.float32),
+                                     np.asarray(b.embedding, dtype=np.float32))
+        return VoiceComparison(is_match=is_match, similarity_score=score, voice_characteristics_1=a.characteristics,
+                               voice_characteristics_2=b.characteristics)
 
-    async def op_feedback(self, feedback: dict[str, Any], **_: Any) -> dict[str, Any]:
+    async def record_feedback(self, feedback: dict[str, Any]) -> dict[str, Any]:
         return await self.feedback_log.record(feedback)
-
-
-def _need_audio(audio: bytes | None) -> bytes:
-    if not audio:
-        raise InvalidRequestError("audio is required (audioBase64 over ZMQ, a file upload over HTTP)")
-    return audio
-
-
-def _camel(key: str) -> str:
-    head, *rest = key.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-__all__ = ["ServiceError", "VoiceProfileService", "fingerprint_wire", "match"]

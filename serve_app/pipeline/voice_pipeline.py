@@ -1,69 +1,43 @@
-"""The voice-message pipeline: decode, transcribe, embed, then per language translate -> speak ->
-convert, streaming each language out as soon as it is ready.
+"""`VoicePipeline`: the one API both doors call, Ray-free.
 
-Written against `serve_app.stages.Stages`, so the same code runs over Ray handles in production and
-over in-process models in unit tests. A failing language becomes a `language_failed` event; it
-never cancels the others.
+Its methods are grouped by area in mixins (text translation, single-audio operations, the voice
+message flow, voice profiles); this class holds the shared state, the stores' lifecycle and the
+readiness figures. The Pipeline deployment *is* a VoicePipeline over Ray handles
+(`deployments.pipeline`); unit tests run the very same class over fake stages; the doors reach a
+deployed one through `ingress.pipeline_client`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-from serve_app.audio import (
-    MIME_TYPES,
-    DecodedAudio,
-    decode_audio,
-    duration_ms,
-    encode_audio,
-    pcm_from_bytes,
-    pcm_to_bytes,
-)
-from serve_app.domain.speaker import SpeakerReference, reference_from_wire
-from serve_app.domain.transcription import Transcription, from_mobile
-from serve_app.domain.translation import TextTranslation, TranslationResult
-from serve_app.domain.voice import LanguageAudio, LanguageFailure, PipelineEvent, StageTimings, VoiceJob, VoiceResult
-from serve_app.errors import (
-    InvalidRequestError,
-    ServiceError,
-    TextTooLongError,
-    TranscriptionError,
-    as_service_error,
-)
-from serve_app.languages import normalize_language
+from serve_app.errors import as_service_error
+from serve_app.pipeline.profiles import ProfileOps
+from serve_app.pipeline.speech import SpeechOps
 from serve_app.pipeline.stages import Stages
+from serve_app.pipeline.text import TextOps
+from serve_app.pipeline.voice import VoiceMessageOps
 from serve_app.settings import Settings
 from serve_app.stores.circuit_breaker import CircuitBreaker
-from serve_app.stores.profile_lifecycle import NewSample, ProfileOutcome, VoiceProfileManager
-from serve_app.stores.translation_cache import CachedTranslation, TranslationCache
-from serve_app.stores.voice_profiles import VoiceProfile
-from serve_app.voice_characteristics import measure_voice
+from serve_app.stores.factory import build_profile_store, build_translation_cache
+from serve_app.stores.feedback import FeedbackLog
+from serve_app.stores.profile_lifecycle import VoiceProfileManager
+from serve_app.stores.translation_cache import TranslationCache
 
 log = logging.getLogger(__name__)
-WHISPER_RATE = 16_000
+STORE_RETRY_S = 30.0
+READINESS_TTL_S = 10.0
 
 
-def _ms(since: float) -> int:
-    return int(round((time.perf_counter() - since) * 1000))
+class VoicePipeline(TextOps, SpeechOps, VoiceMessageOps, ProfileOps):
+    """`cache` and `profiles` are optional so the logic runs (and is unit tested) without stores.
 
-
-async def _ready(value: bytes) -> bytes:
-    return value
-
-
-def _profile_summary(profile: VoiceProfile) -> dict[str, Any]:
-    summary = profile.summary()
-    summary["voiceCharacteristics"] = summary.get("voiceCharacteristics") or {}
-    return summary
-
-
-class VoicePipeline:
-    """`cache` and `profiles` are optional so the logic runs (and is unit tested) without stores."""
+    A pipeline given a profile manager uses it at once; `from_settings` builds the configured stores
+    and `start` joins the profile store only once it has answered (degraded mode until then).
+    """
 
     def __init__(
         self,
@@ -76,321 +50,81 @@ class VoicePipeline:
         self.settings = settings
         self.cache = cache
         self.profiles = profiles
+        self.store_ready = profiles is not None
+        self.feedback_log = FeedbackLog(settings)
         # A dead profile store must not add its timeout to every message: after 3 failures profiles
         # are skipped for a minute (messages are cloned from their own audio), then one probe.
         self.profile_breaker = CircuitBreaker(failure_threshold=3, cooldown_s=60.0)
         # The cache key names the model, so switching backend or weights never serves stale text.
         self.model_key = f"{settings.translator_backend}:{settings.translator_model or 'default'}"
+        self.started_at = time.time()
+        self._ready: bool | None = None  # last readiness seen by stats(), re-checked every 10 s
+        self._ready_checked = 0.0
+        self._background: list[asyncio.Task[None]] = []
 
-    # ---- validation shared by both doors ----
-    def target_languages(self, targets: list[str]) -> list[str]:
-        if not targets:
-            raise InvalidRequestError("at least one target language is required")
-        normalized: list[str] = []
-        for code in targets:
-            iso = normalize_language(code)
-            if iso not in normalized:
-                normalized.append(iso)
-        if len(normalized) > self.settings.max_target_languages:
-            raise InvalidRequestError(
-                f"{len(normalized)} target languages; at most {self.settings.max_target_languages} per request"
-            )
-        return normalized
+    def attach_stores(self) -> None:
+        """The configured stores: Redis + LRU cache (LRU alone without REDIS_URL), MongoDB profiles
+        (files without MONGODB_URL). Profiles wait for `start` before the voice flow uses them."""
+        self.cache = build_translation_cache(self.settings)
+        self.profiles = VoiceProfileManager(build_profile_store(self.settings), self.settings)
+        self.store_ready = False
 
-    def check_text(self, text: str) -> str:
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidRequestError("text is empty")
-        if len(text) > self.settings.max_text_chars:
-            raise TextTooLongError(f"text is {len(text)} characters; the limit is {self.settings.max_text_chars}")
-        return text
+    async def start(self) -> None:
+        """Join the profile store, then keep profiles recalibrated in the background."""
+        await self._start_store()
+        self._background.append(asyncio.create_task(self._maintain_profiles()))
 
-    def decode(self, audio: bytes) -> DecodedAudio:
-        """Decode an upload to Whisper's 16 kHz mono, enforcing the configured limits."""
-        return decode_audio(
-            audio,
-            sample_rate=WHISPER_RATE,
-            max_bytes=self.settings.max_audio_bytes,
-            max_seconds=self.settings.max_audio_seconds,
-            min_seconds=self.settings.min_audio_seconds,
-        )
-
-    # ---- text ----
-    async def translate_text(self, text: str, source: str, targets: list[str]) -> list[TextTranslation]:
-        """Translate into every target concurrently; each target reports its own success or error."""
-        self.check_text(text)
-        source = "auto" if source in ("", "auto", None) else normalize_language(source)
-        languages = self.target_languages(targets)
-        return list(await asyncio.gather(*(self._translate_one(text, source, t) for t in languages)))
-
-    async def translate(self, text: str, source: str, target: str) -> tuple[TranslationResult, bool]:
-        """Cache first; the model is asked only on a miss. Returns the result and whether it was cached."""
+    async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
+        if self.profiles is not None:
+            await self.profiles.store.close()
         if self.cache is not None:
-            hit = await self.cache.get(text, source, target, self.model_key)
-            if hit is not None:
-                return TranslationResult(
-                    translated_text=hit.translated_text, source_language=hit.source_language,
-                    target_language=hit.target_language, model=hit.model, confidence=hit.confidence or 0.0,
-                ), True
-        out = await self.stages.translate(text, source, target)
-        if self.cache is not None:
-            await self.cache.put(text, source, target, self.model_key, CachedTranslation(
-                translated_text=out.translated_text, source_language=out.source_language,
-                target_language=out.target_language, model=out.model, confidence=out.confidence,
-            ))
-        return out, False
+            await self.cache.close()
 
-    async def _translate_one(self, text: str, source: str, target: str) -> TextTranslation:
-        started = time.perf_counter()
+    async def _start_store(self) -> None:
+        """Indexes at start-up. An unreachable MongoDB must not keep the graph from serving text and
+        voices: log it clearly, serve profile-less (each message cloned from its own audio), retry."""
+        if self.profiles is None:
+            return
         try:
-            out, cached = await self.translate(text, source, target)
-        except Exception as exc:  # noqa: BLE001 - reported per language, never fatal to others
-            err = as_service_error(exc, "translation_failed")
-            return TextTranslation(
-                target_language=target,
-                source_language=source,
-                processing_time_ms=_ms(started),
-                error=err.message,
-                error_code=err.code,
-            )
-        return TextTranslation(
-            target_language=target,
-            source_language=out.source_language,
-            translated_text=out.translated_text,
-            model=out.model,
-            confidence=out.confidence,
-            processing_time_ms=_ms(started),
-            from_cache=cached,
-        )
+            await self.profiles.store.start()
+        except Exception as exc:  # noqa: BLE001 - degraded mode, reported in /health
+            log.error("voice profile store unavailable at start (%s); profiles are skipped until it answers",
+                      as_service_error(exc).message)
+            return
+        self.store_ready = True
 
-    # ---- voice ----
-    async def process_voice(self, job: VoiceJob) -> AsyncIterator[PipelineEvent]:
-        """Yield `transcription`, then one `language`/`language_failed` per target, then `completed`.
+    async def _maintain_profiles(self) -> None:
+        while not self.store_ready:
+            await asyncio.sleep(STORE_RETRY_S)
+            await self._start_store()
+        if self.profiles is not None:
+            await self.profiles.run_recalibration_loop(self.settings.voice_profile_recalibration_interval_s)
 
-        Input errors (bad audio, unknown language) raise before anything is yielded, so a caller
-        can answer them with a plain 4xx.
-        """
-        started = time.perf_counter()
-        targets = self.target_languages(job.target_languages)
-        source_hint = normalize_language(job.source_language) if job.source_language not in (None, "", "auto") else None
-        timings = StageTimings()
+    async def health(self) -> dict[str, Any]:
+        components = await self.stages.describe()
+        ready = all(c.get("status") == "ready" for c in components.values())
+        return {
+            "status": "healthy" if ready else "degraded",
+            "ready": ready,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "components": components,
+        }
 
-        t0 = time.perf_counter()
-        decoded = await asyncio.to_thread(self.decode, job.audio)
-        timings.decode_ms = _ms(t0)
-        pcm = pcm_to_bytes(decoded.samples)
-
-        reference_task: asyncio.Task[bytes] | None = None
-        if job.forwarded_reference is not None:
-            forwarded = reference_from_wire(job.forwarded_reference).to_npz_bytes()  # bad bytes: a 4xx, now
-            reference_task = asyncio.create_task(_ready(forwarded))
-        elif job.generate_voice_clone:
-            reference_task = asyncio.create_task(self._timed_reference(pcm, timings))
-        language_known: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        profile_task: asyncio.Task[ProfileOutcome | None] | None = None
-        if (reference_task is not None and job.forwarded_reference is None and job.user_id and self.profiles
-                and self.profile_breaker.allow()):
-            profile_task = asyncio.create_task(self._observe_profile(job, decoded, reference_task, language_known))
-
-        try:
-            transcription = await self._transcribe(job, pcm, decoded.samples.size, source_hint, timings)
-        except BaseException:
-            for task in (reference_task, profile_task):
-                if task:
-                    task.cancel()
-            raise
-        language_known.set_result(transcription.language)
-        yield PipelineEvent(kind="transcription", transcription=transcription, processing_time_ms=_ms(started))
-        first_reference = reference_task
-        if profile_task is not None:
-            reference_task = asyncio.create_task(self._profile_reference(profile_task, reference_task))
-
-        source = source_hint or transcription.language
-        reference: bytes | None = None
-        language_tasks = [
-            asyncio.create_task(
-                self._voice_language(transcription.text, source, target, reference_task, job.output_format)
-            )
-            for target in targets
-        ]
-        try:
-            results: list[LanguageAudio] = []
-            failures: list[LanguageFailure] = []
-            for next_done in asyncio.as_completed(language_tasks):
-                outcome = await next_done
-                if isinstance(outcome, LanguageAudio):
-                    results.append(outcome)
-                    yield PipelineEvent(kind="language", language=outcome, processing_time_ms=_ms(started))
-                else:
-                    failures.append(outcome)
-                    yield PipelineEvent(kind="language_failed", failure=outcome, processing_time_ms=_ms(started))
-            if reference_task is not None:
-                try:
-                    reference = await reference_task
-                except Exception as exc:  # noqa: BLE001 - the voices were delivered unconverted
-                    log.warning("speaker embedding failed, voices not cloned: %s", as_service_error(exc).message)
-            outcome = await profile_task if profile_task is not None else None
-            order = {t: i for i, t in enumerate(targets)}
-            results.sort(key=lambda r: order[r.target_language])
-            result = VoiceResult(
-                transcription=transcription,
-                translations=results,
-                failed=failures,
-                voice_cloned=bool(reference) and any(r.voice_cloned for r in results),
-                processing_time_ms=_ms(started),
-                timings=timings,
-                speaker_reference=reference,
-                voice_profile=_profile_summary(outcome.profile) if outcome and outcome.profile else None,
-                voice_profile_action="forwarded" if job.forwarded_reference is not None else (
-                    outcome.action if outcome else None),
-            )
-            yield PipelineEvent(kind="completed", result=result, processing_time_ms=result.processing_time_ms)
-        finally:  # a consumer that stops early (cancel, disconnect) leaves no work running behind it
-            for task in (*language_tasks, reference_task, first_reference, profile_task):
-                if task is not None and not task.done():
-                    task.cancel()
-
-    async def run_voice(self, job: VoiceJob) -> VoiceResult:
-        async for event in self.process_voice(job):
-            if event.kind == "completed" and event.result is not None:
-                return event.result
-        raise ServiceError("pipeline ended without a result")  # pragma: no cover - defensive
-
-    async def _observe_profile(
-        self, job: VoiceJob, decoded: DecodedAudio, reference_task: asyncio.Task[bytes], language: asyncio.Future[str]
-    ) -> ProfileOutcome | None:
-        """Reuse, create or improve the sender's profile. A store failure degrades to this message's
-        own voice (logged), never fails the message."""
-        assert self.profiles is not None and job.user_id
-        try:
-            reference = await asyncio.shield(reference_task)
-            characteristics = await asyncio.to_thread(measure_voice, decoded.samples, WHISPER_RATE)
-            sample = NewSample(
-                attachment_id=job.attachment_id or f"audio_{hashlib.sha256(job.audio).hexdigest()[:24]}",
-                duration_ms=duration_ms(decoded.samples, WHISPER_RATE),
-                language=await language,
-                embedding=SpeakerReference.from_npz_bytes(reference).embedding,
-                speaker_reference=reference,
-                characteristics=characteristics,
-            )
-            outcome = await self.profiles.observe(job.user_id, sample)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the message is still translated in its own voice
-            err = as_service_error(exc)
-            if err.status >= 500:
-                self.profile_breaker.record_failure()
-            log.warning("voice profile of %s not updated: %s", job.user_id, err.message)
-            return None
-        self.profile_breaker.record_success()
-        return outcome
-
-    async def _profile_reference(
-        self, profile_task: asyncio.Task[ProfileOutcome | None], reference_task: asyncio.Task[bytes]
-    ) -> bytes:
-        """Clone with the profile's voice when there is one, else with this message's."""
-        outcome = await asyncio.shield(profile_task)
-        if outcome is not None and outcome.speaker_reference:
-            return outcome.speaker_reference
-        return await reference_task
-
-    async def _timed_reference(self, pcm: bytes, timings: StageTimings) -> bytes:
-        t0 = time.perf_counter()
-        try:
-            return await self.stages.speaker_reference(pcm, WHISPER_RATE)
-        finally:
-            timings.embed_ms = _ms(t0)
-
-    async def _transcribe(
-        self, job: VoiceJob, pcm: bytes, n_samples: int, language: str | None, timings: StageTimings
-    ) -> Transcription:
-        if job.mobile_transcription is not None:
-            return from_mobile(job.mobile_transcription, int(1000 * n_samples / WHISPER_RATE))
-        t0 = time.perf_counter()
-        try:
-            return await self.transcribe_cached(pcm, language, job.attachment_id)
-        finally:
-            timings.transcribe_ms = _ms(t0)
-
-    async def transcribe_cached(self, pcm: bytes, language: str | None, attachment_id: str | None) -> Transcription:
-        """Whisper once per attachment: a retried message reads `audio:transcription:{attachmentId}`."""
-        if self.cache is not None and attachment_id:
-            hit = await self.cache.get_transcription(attachment_id)
-            if hit is not None:
-                try:
-                    return Transcription.model_validate(hit)
-                except ValueError:
-                    log.warning("cached transcription of %s is unreadable; transcribing again", attachment_id)
-        try:
-            transcription = await self.stages.transcribe(pcm, language)
-        except Exception as exc:
-            raise as_service_error(exc, "transcription_failed") from exc
-        if not transcription.text.strip():
-            raise TranscriptionError("no speech was recognised in the audio", status=422)
-        if self.cache is not None and attachment_id:
-            await self.cache.put_transcription(attachment_id, transcription.model_dump(mode="json"))
-        return transcription
-
-    async def speak_as(self, text: str, target: str, reference: bytes) -> LanguageAudio | LanguageFailure:
-        """`text` translated into `target` and spoken in the voice of `reference` (profile previews)."""
-        try:
-            iso = normalize_language(target)
-        except ServiceError as exc:
-            return LanguageFailure(target_language=target, error=exc.message, error_code=exc.code)
-        return await self._voice_language(text, "auto", iso, asyncio.create_task(_ready(reference)),
-                                          self.settings.output_format)
-
-    async def _voice_language(
-        self,
-        text: str,
-        source: str,
-        target: str,
-        reference_task: asyncio.Task[bytes] | None,
-        fmt: str,
-    ) -> LanguageAudio | LanguageFailure:
-        timings: dict[str, int] = {}
-        stage = "translation_failed"
-        try:
-            t0 = time.perf_counter()
-            translated, _ = await self.translate(text, source, target)
-            timings["translate"] = _ms(t0)
-            stage = "tts_failed"
-            t0 = time.perf_counter()
-            clip = await self.stages.synthesize(translated.translated_text, target)
-            timings["tts"] = _ms(t0)
-            cloned = False
-            similarity = base_similarity = None
-            if reference_task is not None:
-                stage = "voice_clone_failed"
-                t0 = time.perf_counter()
-                try:
-                    reference = await asyncio.shield(reference_task)
-                    converted = await self.stages.convert(clip, reference)
-                    clip = clip.model_copy(update={"pcm": converted.pcm, "sample_rate": converted.sample_rate})
-                    cloned = converted.converted
-                    similarity, base_similarity = converted.similarity, converted.base_similarity
-                except Exception as exc:  # noqa: BLE001 - degrade to the base voice, say so
-                    log.warning("voice conversion failed for %s: %s", target, as_service_error(exc).message)
-                timings["voice_clone"] = _ms(t0)
-            stage = "processing_failed"
-            t0 = time.perf_counter()
-            samples = pcm_from_bytes(clip.pcm)
-            audio = await asyncio.to_thread(encode_audio, samples, clip.sample_rate, fmt)
-            timings["encode"] = _ms(t0)
-            return LanguageAudio(
-                target_language=target,
-                translated_text=translated.translated_text,
-                audio=audio,
-                audio_mime_type=MIME_TYPES[fmt],
-                duration_ms=duration_ms(samples, clip.sample_rate),
-                voice_cloned=cloned,
-                voice_similarity=similarity,
-                base_voice_similarity=base_similarity,
-                tts_backend=clip.backend,
-                translation_model=translated.model,
-                translation_confidence=translated.confidence,
-                timings_ms=timings,
-            )
-        except Exception as exc:  # noqa: BLE001 - one language never sinks the others
-            err = as_service_error(exc, stage)
-            log.warning("language %s failed (%s): %s", target, err.code, err.message)
-            return LanguageFailure(target_language=target, error=err.message, error_code=err.code)
+    async def stats(self) -> dict[str, Any]:
+        """Cheap figures for pongs and /health: readiness (re-checked at most every 10 s), cache, profiles."""
+        if self._ready is None or time.monotonic() - self._ready_checked > READINESS_TTL_S:
+            try:
+                self._ready = (await asyncio.wait_for(self.health(), 5.0))["ready"]
+            except Exception:  # noqa: BLE001 - unknown readiness is reported as not ready
+                self._ready = False
+            self._ready_checked = time.monotonic()
+        store = type(self.profiles.store).__name__ if self.profiles is not None else None
+        return {
+            "ready": self._ready,
+            "cache": self.cache.stats().model_dump() if self.cache is not None else None,
+            "profiles": {"store": store, "ready": self.store_ready},
+        }

@@ -2,6 +2,7 @@
 (MongoDB via motor, or JSON files when no MongoDB is configured).  Plain async classes, no Ray:
 the pipeline and ingresses own their instances."""
 
+from serve_app.domain.profiles import MATCH_THRESHOLD
 from serve_app.domain.speaker import cosine, embedding_from_float32, embedding_to_float32
 from serve_app.stores.circuit_breaker import CircuitBreaker
 from serve_app.stores.errors import (
@@ -16,7 +17,6 @@ from serve_app.stores.factory import build_profile_store, build_translation_cach
 from serve_app.stores.file_profiles import FileVoiceProfileStore
 from serve_app.stores.mongo_profiles import MongoVoiceProfileStore
 from serve_app.stores.profile_lifecycle import (
-    MATCH_THRESHOLD,
     NewSample,
     ProfileOutcome,
     VoiceProfileManager,

@@ -48,7 +48,6 @@ from serve_app.voice_characteristics import VoiceCharacteristics
 
 log = logging.getLogger(__name__)
 
-MATCH_THRESHOLD = 0.80
 MAX_ATTEMPTS = 10
 
 

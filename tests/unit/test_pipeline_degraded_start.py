@@ -35,7 +35,7 @@ async def test_unreachable_mongodb_at_start_degrades_instead_of_failing(tmp_path
         assert stats["cache"]["backend"] == "memory"  # no REDIS_URL: the in-process tier alone
         t0 = time.monotonic()
         with pytest.raises(StoreUnavailableError) as err:
-            await pipeline.profile_call("get", user_id="u1")
+            await pipeline.profile_get("u1")
         assert err.value.status == 503 and time.monotonic() - t0 < 5
     finally:
         for task in pipeline._background:

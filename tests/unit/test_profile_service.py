@@ -1,5 +1,5 @@
-"""The voice profile service over a file store and fake stages: analyze (with previews), verify,
-compare, CRUD errors, and feedback that is kept, not dropped."""
+"""The pipeline's voice profile operations over a file store and fake stages: analyze (with
+previews), verify, compare, CRUD errors, and feedback that is kept, not dropped."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 
 from serve_app.domain.speaker import SpeakerReference
 from serve_app.domain.voice import VoiceAnalysis
-from serve_app.pipeline.profiles import VoiceProfileService
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
 from serve_app.stores.errors import ProfileNotFoundError, ProfileTooShortError
@@ -40,51 +39,51 @@ def fake_analyze(durations: dict[bytes, int]):  # noqa: ANN201 - a test double o
 
 
 @pytest.fixture
-async def service(tmp_path: Path) -> VoiceProfileService:
+async def service(tmp_path: Path) -> VoicePipeline:
     settings = Settings(cache_dir=tmp_path)
     store = FileVoiceProfileStore(tmp_path / "profiles")
     await store.start()
-    pipeline = VoicePipeline(FakeStages(), settings)
-    return VoiceProfileService(VoiceProfileManager(store, settings), fake_analyze({b"\x02short": 4000}),
-                               pipeline.speak_as, settings)
+    pipeline = VoicePipeline(FakeStages(), settings, profiles=VoiceProfileManager(store, settings))
+    pipeline.analyze_voice = fake_analyze({b"\x02short": 4000})  # type: ignore[method-assign]
+    return pipeline
 
 
-async def test_analyze_gives_a_fingerprint_that_verify_and_compare_accept(service: VoiceProfileService) -> None:
-    a = await service.call("analyze", audio=b"\x01sample", user_id="u1", preview_languages=["en", "zz"],
-                           preview_text="Bonjour")
+async def test_analyze_gives_a_fingerprint_that_verify_and_compare_accept(service: VoicePipeline) -> None:
+    a = (await service.profile_analyze(b"\x01sample", user_id="u1", preview_languages=["en", "zz"],
+                                    preview_text="Bonjour")).to_wire()
     assert a["embedding_dimension"] == 256 and a["signature_short"] == a["fingerprint"]["signatureShort"]
     assert a["profile_id"].startswith("vfp_") and a["quality_score"] == pytest.approx(0.5)
     previews = {p["language"]: p for p in a["voice_previews"]}
     assert previews["en"]["success"] and previews["en"]["voice_cloned"] and previews["en"]["audio_base64"]
     assert previews["zz"]["success"] is False and previews["zz"]["error_code"] == "unsupported_language"
 
-    same = await service.call("verify", audio=b"\x01again", user_id="u1", fingerprint=a["fingerprint"])
+    same = (await service.profile_verify(b"\x01again", "u1", a["fingerprint"])).to_wire()
     assert same["is_match"] is True and same["similarity_score"] == pytest.approx(1.0, abs=1e-4)
-    other = await service.call("analyze", audio=b"\x07other", wire="camel")
+    other = (await service.profile_analyze(b"\x07other")).to_wire(camel=True)
     assert "signatureShort" in other and "embeddingData" in other
-    compared = await service.call("compare", fingerprint_a=a["fingerprint"], fingerprint_b=other["fingerprint"])
+    compared = (await service.profile_compare(a["fingerprint"], other["fingerprint"])).to_wire()
     assert compared["is_match"] is False and compared["threshold"] == 0.8
 
 
-async def test_profile_crud_and_its_errors(service: VoiceProfileService) -> None:
+async def test_profile_crud_and_its_errors(service: VoicePipeline) -> None:
     with pytest.raises(ProfileNotFoundError):
-        await service.call("get", user_id="nobody")
+        await service.profile_get("nobody")
     with pytest.raises(ProfileTooShortError):
-        await service.call("create", user_id="u2", audio=b"\x02short")
-    created = await service.call("create", user_id="u2", audio=b"\x03long")
+        await service.profile_create("u2", b"\x02short")
+    created = await service.profile_create("u2", b"\x03long")
     assert created["version"] == 1 and "embedding" not in created
-    updated = await service.call("update", user_id="u2", audio=b"\x04more")
+    updated = await service.profile_update("u2", b"\x04more")
     assert updated["version"] == 2 and updated["audioCount"] == 2
-    listed = await service.call("list", limit=10, offset=0)
+    listed = await service.profile_list(10, 0)
     assert listed["total"] == 1 and listed["profiles"][0]["userId"] == "u2"
     with pytest.raises(ProfileNotFoundError):
-        await service.call("verify", audio=b"\x01x", user_id="nobody")
-    assert (await service.call("delete", user_id="u2"))["deleted"] is True
+        await service.profile_verify(b"\x01x", "nobody")
+    assert (await service.profile_delete("u2"))["deleted"] is True
     with pytest.raises(ProfileNotFoundError):
-        await service.call("delete", user_id="u2")
+        await service.profile_delete("u2")
 
 
-async def test_feedback_is_written_down(service: VoiceProfileService, tmp_path: Path) -> None:
-    out = await service.call("feedback", feedback={"userId": "u1", "translationId": "vtr_1", "rating": 4})
+async def test_feedback_is_written_down(service: VoicePipeline, tmp_path: Path) -> None:
+    out = await service.record_feedback({"userId": "u1", "translationId": "vtr_1", "rating": 4})
     lines = (tmp_path / "voice_feedback.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["feedbackId"] == out["feedbackId"] and json.loads(lines[-1])["rating"] == 4

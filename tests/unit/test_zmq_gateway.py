@@ -1,5 +1,6 @@
-"""The ZMQ gateway over real sockets, without Ray: `GatewayServer` + handlers + the real pipeline logic
-on fake model stages (`FakePipeline`). Each test plays the chat gateway with PUSH and SUB sockets.
+"""The ZMQ gateway over real sockets, without Ray: `GatewayServer` + handlers + the real pipeline
+(`VoicePipeline` over `FakeStages`, with the embedded stores). Each test plays the chat gateway with
+PUSH and SUB sockets.
 
 What matters here is the protocol's promises: every request gets an answer (never silence), the
 receive loop survives anything it is sent, and every error carries the ids the gateway matches on.
@@ -12,13 +13,15 @@ import base64
 import json
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ingress.zmq import GatewayServer, build_gateway
+from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
-from tests.fixtures.fake_stages import FakePipeline
+from tests.fixtures.fake_stages import FakeStages, started_pipeline
 from tests.fixtures.gateway_client import Event, GatewayClient, connected_client, new_id
 from tests.fixtures.speech import sine_wav_bytes
 from tests.integration.ray_cluster import free_port
@@ -38,14 +41,16 @@ def settings(**overrides: Any) -> Settings:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[GatewayServer]:
-    s = settings()
-    gw = build_gateway(FakePipeline(s), s)
+async def server(tmp_path: Path) -> AsyncIterator[GatewayServer]:
+    s = settings(cache_dir=tmp_path)
+    pipeline = await started_pipeline(s)
+    gw = build_gateway(pipeline, s)
     await gw.start()
     try:
         yield gw
     finally:
         gw.close()
+        await pipeline.close()
 
 
 @pytest.fixture
@@ -290,17 +295,14 @@ async def test_voice_api_json_only_types(gateway: GatewayClient, kind: str) -> N
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        ({"type": "voice_analyze", "audioBase64": base64.b64encode(AUDIO).decode(), "userId": "u1"}, "NOT_FOUND"),
-        ({"type": "voice_compare", "audioBase64_1": "AAAA", "audioBase64_2": "AAAA"}, "NOT_FOUND"),
+        ({"type": "voice_compare", "audioBase64_1": "AAAA", "audioBase64_2": "AAAA"}, "INVALID_REQUEST"),
         ({"type": "voice_profile_get", "userId": "u1"}, "NOT_FOUND"),
-        ({"type": "voice_profile_create", "userId": "u1", "audioBase64": "AAAA"}, "NOT_FOUND"),
-        ({"type": "voice_profile_update", "userId": "u1", "audioBase64": "AAAA"}, "NOT_FOUND"),
+        ({"type": "voice_profile_create", "userId": "u1", "audioBase64": "AAAA"}, "INVALID_REQUEST"),
+        ({"type": "voice_profile_update", "userId": "u1", "audioBase64": "AAAA"}, "INVALID_REQUEST"),
         ({"type": "voice_profile_delete", "userId": "u1"}, "NOT_FOUND"),
-        ({"type": "voice_profile_list"}, "NOT_FOUND"),
         ({"type": "voice_profile_get"}, "INVALID_REQUEST"),
         ({"type": "voice_job_status", "jobId": "vjob_nope"}, "NOT_FOUND"),
         ({"type": "voice_job_cancel", "jobId": "vjob_nope"}, "NOT_FOUND"),
-        ({"type": "voice_feedback", "userId": "u1", "translationId": "t", "rating": 4}, "NOT_FOUND"),
         ({"type": "voice_feedback", "userId": "u1", "translationId": "t", "rating": 9}, "INVALID_REQUEST"),
         ({"type": "voice_translate", "audioBase64": "not base64!", "targetLanguages": ["en"]}, "INVALID_REQUEST"),
         ({"type": "voice_translate", "targetLanguages": ["en"]}, "INVALID_REQUEST"),
@@ -309,13 +311,46 @@ async def test_voice_api_json_only_types(gateway: GatewayClient, kind: str) -> N
     ],
 )
 async def test_voice_api_types_always_answer(gateway: GatewayClient, body: dict[str, Any], code: str) -> None:
-    """Profile/feedback operations are not wired yet (NOT_FOUND); what matters is that each answers."""
+    """Unknown profiles and jobs are NOT_FOUND, corrupt audio and bad fields INVALID_REQUEST: each answers."""
     task = new_id()
     await gateway.send({**body, "taskId": task})
     event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
     assert event.type == "voice_api_error"
     assert event["requestType"] == body["type"] and event["errorCode"] == code and event["error"]
     assert isinstance(event["timestamp"], float)
+
+
+def _analysis_ok(result: dict[str, Any]) -> None:
+    assert result["userId"] == "u1" and result["embeddingDimension"] == 256
+    assert result["signatureShort"] == result["fingerprint"]["signatureShort"] and result["embeddingData"]
+
+
+def _empty_list(result: dict[str, Any]) -> None:
+    assert result == {"profiles": [], "total": 0, "limit": 50, "offset": 0}
+
+
+def _recorded(result: dict[str, Any]) -> None:
+    assert result["recorded"] is True and result["feedbackId"]
+
+
+@pytest.mark.parametrize(
+    ("body", "check"),
+    [
+        ({"type": "voice_analyze", "audioBase64": base64.b64encode(AUDIO).decode(), "userId": "u1"}, _analysis_ok),
+        ({"type": "voice_profile_list"}, _empty_list),
+        ({"type": "voice_feedback", "userId": "u1", "translationId": "t", "rating": 4}, _recorded),
+    ],
+)
+async def test_voice_api_profile_operations_run_on_the_real_pipeline(
+    gateway: GatewayClient, body: dict[str, Any], check: Any
+) -> None:
+    """The pipeline is the real one over fake stages and a file store: analyze, list and feedback
+    succeed with their own results (camelCase on this API)."""
+    task = new_id()
+    await gateway.send({**body, "taskId": task})
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    assert event.type == "voice_api_success" and event["requestType"] == body["type"]
+    check(event["result"])
 
 
 @pytest.mark.parametrize(
@@ -500,7 +535,7 @@ async def test_check_fails_once_the_loop_is_dead(server: GatewayServer) -> None:
 
 async def test_check_fails_before_start() -> None:
     s = settings()
-    gw = build_gateway(FakePipeline(s), s)
+    gw = build_gateway(VoicePipeline(FakeStages(), s), s)
     try:
         with pytest.raises(RuntimeError, match="not started"):
             gw.check()

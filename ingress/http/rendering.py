@@ -1,0 +1,81 @@
+"""Pipeline results rendered into the HTTP door's shapes: JSON bodies, SSE events, errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from ingress.http.protocol import (
+    FailedLanguageOut,
+    TranslateBody,
+    TranslateResponse,
+    TranslationOut,
+    VoiceTranslateResponse,
+)
+from serve_app.domain.translation import TextTranslation
+from serve_app.domain.voice import LanguageAudio, PipelineEvent, VoiceResult
+from serve_app.errors import ServiceError
+
+
+def error_response(exc: ServiceError) -> JSONResponse:
+    return JSONResponse(status_code=exc.status, content={"error": exc.message, "errorCode": exc.code})
+
+
+def translation_out(r: LanguageAudio) -> TranslationOut:
+    return TranslationOut(
+        **r.model_dump(include=set(TranslationOut.model_fields) - {"audio_base64"}),
+        audio_base64=base64.b64encode(r.audio).decode("ascii"),
+    )
+
+
+def voice_response(result: VoiceResult) -> VoiceTranslateResponse:
+    t = result.timings
+    return VoiceTranslateResponse(
+        success=bool(result.translations),
+        original_text=result.transcription.text,
+        original_language=result.transcription.language,
+        transcription=result.transcription,
+        translations=[translation_out(r) for r in result.translations],
+        failed_languages=[FailedLanguageOut(**f.model_dump()) for f in result.failed],
+        voice_cloned=result.voice_cloned,
+        processing_time_ms=result.processing_time_ms,
+        timings_ms={"decode": t.decode_ms, "transcribe": t.transcribe_ms, "embed": t.embed_ms},
+        voice_profile=result.voice_profile,
+        voice_profile_action=result.voice_profile_action,
+    )
+
+
+def translate_response(body: TranslateBody, out: TextTranslation) -> TranslateResponse:
+    if out.error:
+        raise ServiceError(out.error, code=out.error_code or "translation_failed",
+                           status=400 if out.error_code in ("unsupported_language", "invalid_request") else 500)
+    return TranslateResponse(
+        original_text=body.text,
+        translated_text=out.translated_text,
+        source_language=out.source_language,
+        target_language=out.target_language,
+        model_used=out.model,
+        confidence_score=round(out.confidence, 4),
+        processing_time_ms=out.processing_time_ms,
+        from_cache=out.from_cache,
+    )
+
+
+def sse_event(event: PipelineEvent) -> str:
+    payload: dict[str, Any] = {"kind": event.kind, "processing_time_ms": event.processing_time_ms}
+    if event.transcription is not None:
+        payload["transcription"] = event.transcription.model_dump()
+    if event.language is not None:
+        payload["translation"] = translation_out(event.language).model_dump()
+    if event.failure is not None:
+        payload["failure"] = event.failure.model_dump()
+    if event.result is not None:
+        payload["result"] = voice_response(event.result).model_dump(exclude={"translations"})
+    return sse(event.kind, payload)
+
+
+def sse(name: str, payload: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(payload)}\n\n"

@@ -1,0 +1,124 @@
+"""Single-audio operations: decode with limits, transcribe (cached per attachment), speak, analyze.
+
+A mixin of `VoicePipeline`. The voice-message flow and the profile operations build on these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from serve_app.audio import (
+    MIME_TYPES,
+    DecodedAudio,
+    decode_audio,
+    duration_ms,
+    encode_audio,
+    pcm_from_bytes,
+    pcm_to_bytes,
+)
+from serve_app.domain.speaker import SpeakerReference
+from serve_app.domain.transcription import MobileTranscription, Transcription, from_mobile
+from serve_app.domain.voice import SpokenAudio, VoiceAnalysis
+from serve_app.errors import TranscriptionError, as_service_error
+from serve_app.languages import normalize_language
+from serve_app.pipeline.stages import Stages
+from serve_app.settings import Settings
+from serve_app.stores.translation_cache import TranslationCache
+from serve_app.voice_characteristics import measure_voice
+
+log = logging.getLogger(__name__)
+WHISPER_RATE = 16_000
+
+
+class SpeechOps:
+    stages: Stages
+    settings: Settings
+    cache: TranslationCache | None
+
+    def check_text(self, text: str) -> str: ...  # TextOps
+
+    def decode(self, audio: bytes) -> DecodedAudio:
+        """Decode an upload to Whisper's 16 kHz mono, enforcing the configured limits."""
+        return decode_audio(
+            audio,
+            sample_rate=WHISPER_RATE,
+            max_bytes=self.settings.max_audio_bytes,
+            max_seconds=self.settings.max_audio_seconds,
+            min_seconds=self.settings.min_audio_seconds,
+        )
+
+    async def transcribe(
+        self,
+        audio: bytes,
+        language: str | None = None,
+        mobile: MobileTranscription | None = None,
+        attachment_id: str | None = None,
+    ) -> Transcription:
+        decoded = await asyncio.to_thread(self.decode, audio)
+        if mobile is not None:
+            return from_mobile(mobile, duration_ms(decoded.samples, WHISPER_RATE))
+        hint = normalize_language(language) if language not in (None, "", "auto") else None
+        return await self.transcribe_cached(pcm_to_bytes(decoded.samples), hint, attachment_id)
+
+    async def transcribe_cached(self, pcm: bytes, language: str | None, attachment_id: str | None) -> Transcription:
+        """Whisper once per attachment: a retried message reads `audio:transcription:{attachmentId}`."""
+        if self.cache is not None and attachment_id:
+            hit = await self.cache.get_transcription(attachment_id)
+            if hit is not None:
+                try:
+                    return Transcription.model_validate(hit)
+                except ValueError:
+                    log.warning("cached transcription of %s is unreadable; transcribing again", attachment_id)
+        try:
+            transcription = await self.stages.transcribe(pcm, language)
+        except Exception as exc:
+            raise as_service_error(exc, "transcription_failed") from exc
+        if not transcription.text.strip():
+            raise TranscriptionError("no speech was recognised in the audio", status=422)
+        if self.cache is not None and attachment_id:
+            await self.cache.put_transcription(attachment_id, transcription.model_dump(mode="json"))
+        return transcription
+
+    async def speak(self, text: str, language: str, fmt: str = "mp3") -> SpokenAudio:
+        """Plain TTS in the service's base voice, encoded, with its measured duration."""
+        self.check_text(text)
+        iso = normalize_language(language)
+        try:
+            clip = await self.stages.synthesize(text, iso)
+        except Exception as exc:
+            raise as_service_error(exc, "tts_failed") from exc
+        samples = pcm_from_bytes(clip.pcm)
+        audio = await asyncio.to_thread(encode_audio, samples, clip.sample_rate, fmt)
+        return SpokenAudio(audio=audio, mime_type=MIME_TYPES[fmt], duration_ms=duration_ms(samples, clip.sample_rate),
+                           backend=clip.backend, language=iso)
+
+    async def analyze_voice(self, audio: bytes, transcribe: bool = False) -> VoiceAnalysis:
+        """Measure a voice sample: embedding and converter statistics, characteristics, optional text."""
+        decoded = await asyncio.to_thread(self.decode, audio)
+        pcm = pcm_to_bytes(decoded.samples)
+        text_task = asyncio.create_task(self.stages.transcribe(pcm, None)) if transcribe else None
+        try:
+            reference = await self.stages.speaker_reference(pcm, WHISPER_RATE)
+        except Exception as exc:
+            if text_task:
+                text_task.cancel()
+            raise as_service_error(exc, "voice_clone_failed") from exc
+        transcription = None
+        if text_task is not None:
+            try:
+                transcription = await text_task
+            except Exception as exc:  # noqa: BLE001 - the analysis stands without the text
+                log.warning("analysis transcription failed: %s", as_service_error(exc).message)
+        characteristics = await asyncio.to_thread(
+            measure_voice, decoded.samples, WHISPER_RATE, transcription.text if transcription else None
+        )
+        speaker = SpeakerReference.from_npz_bytes(reference)
+        return VoiceAnalysis(
+            duration_ms=duration_ms(decoded.samples, WHISPER_RATE),
+            embedding=speaker.embedding.tolist(),
+            embedding_model=speaker.embedding_model,
+            speaker_reference=reference,
+            characteristics=characteristics.model_dump(),
+            transcription=transcription,
+        )

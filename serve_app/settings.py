@@ -1,8 +1,12 @@
-"""Service settings, read once from the environment (prefix `TRANSLATOR_`).
+"""Service settings, read from the environment (prefix `TRANSLATOR_`) and the config's `args.settings`.
 
-Ray Serve options (replicas, CPUs, GPUs) live in the serve config files; these settings are what
-the Python code itself needs: which model, which backend, which limits. `REDIS_URL` and
-`MONGODB_URL` keep their conventional unprefixed names.
+Grouped in sections, one per concern, so each model deployment reads and receives only its own
+(`WhisperSettings`, `TranslatorSettings`, `TtsSettings`, `VoiceCloneSettings`, each on top of
+`RuntimeSettings`); the Pipeline and the two doors read the whole `Settings`, which is every section
+at once. Field names are the documented flat names (`TRANSLATOR_WHISPER_MODEL` is `whisper_model`),
+so env variables and config files are the same in every section. Ray Serve options (replicas, CPUs,
+GPUs) live in the serve config files. `REDIS_URL` and `MONGODB_URL` keep their conventional
+unprefixed names.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,10 +23,14 @@ DEFAULT_TTS_CHAINS: dict[str, list[str]] = {
     "en": ["piper", "kokoro", "espeak"],
     "*": ["kokoro", "espeak"],
 }
+_CONFIG = SettingsConfigDict(env_prefix="TRANSLATOR_", extra="ignore")
+SectionT = TypeVar("SectionT", bound=BaseSettings)
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TRANSLATOR_", extra="ignore")
+class RuntimeSettings(BaseSettings):
+    """What every model deployment needs: where weights are cached, which device."""
+
+    model_config = _CONFIG
 
     cache_dir: Path = Field(
         default=Path.home() / ".cache" / "voice-translator",
@@ -30,7 +38,10 @@ class Settings(BaseSettings):
     )
     device: str = Field(default="auto", description="auto | cpu | cuda")
 
-    # Speech-to-text
+
+class WhisperSettings(RuntimeSettings):
+    """Speech-to-text (the Transcriber deployment)."""
+
     whisper_model: str = Field(
         default="base",
         description="'base' = the registry-shipped Whisper base; otherwise a CTranslate2 model folder "
@@ -41,7 +52,10 @@ class Settings(BaseSettings):
     whisper_vad: bool = True
     whisper_cpu_threads: int = Field(default=0, ge=0, description="0 = library default")
 
-    # Translation
+
+class TranslatorSettings(RuntimeSettings):
+    """Text translation (the Translator deployment); the Pipeline names the model in cache keys."""
+
     translator_backend: str = Field(default="gemma", description="gemma | ctranslate2 | transformers")
     translator_model: str | None = Field(
         default=None, description="Path or name of the NLLB model (ctranslate2/transformers backends)."
@@ -51,25 +65,43 @@ class Settings(BaseSettings):
     )
     translator_max_batch_size: int = Field(default=8, ge=1)
     translator_batch_wait_s: float = Field(default=0.02, ge=0)
+    max_text_chars: int = Field(default=10_000, ge=1)
 
-    # Speech synthesis: ISO 639-1 -> ordered backend names; "*" is every other language.
+
+class TtsSettings(RuntimeSettings):
+    """Speech synthesis (the Synthesizer deployment): ISO 639-1 -> ordered backend names; "*" is every
+    other language."""
+
     tts_chains: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_TTS_CHAINS))
     tts_backend_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per backend, e.g. {kokoro: {threads: 1, voice: jf_gongitsune}}."
     )
-    output_format: str = Field(default="mp3", description="mp3 | ogg | wav")
 
-    # Voice cloning
+
+class VoiceCloneSettings(RuntimeSettings):
+    """Voice cloning (the VoiceCloner deployment)."""
+
     voice_clone_backend: str = Field(default="world", description="world | openvoice")
 
-    # Limits (bad input gets a clear 4xx, never a crash)
-    max_text_chars: int = Field(default=10_000, ge=1)
+
+class LimitsSettings(BaseSettings):
+    """Bounds on what a request may ask (bad input gets a clear 4xx, never a crash) and the voice
+    output format."""
+
+    model_config = _CONFIG
+
     max_audio_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_audio_seconds: float = Field(default=45.0, gt=0)
     max_target_languages: int = Field(default=10, ge=1)
     min_audio_seconds: float = Field(default=0.3, ge=0)
+    output_format: str = Field(default="mp3", description="mp3 | ogg | wav")
 
-    # ZMQ ingress (the chat gateway's protocol, PROTOCOL.md §1)
+
+class GatewaySettings(BaseSettings):
+    """The ZMQ door (the chat gateway's protocol, PROTOCOL.md §1), its audio fetches and async jobs."""
+
+    model_config = _CONFIG
+
     zmq_host: str = Field(default="0.0.0.0", description="Interface the PULL and PUB sockets bind on.")
     zmq_pull_port: int = Field(default=5555, ge=1, le=65535)
     zmq_pub_port: int = Field(default=5558, ge=1, le=65535)
@@ -87,7 +119,12 @@ class Settings(BaseSettings):
     webhook_attempts: int = Field(default=3, ge=1, le=10)
     max_jobs: int = Field(default=1000, ge=1, description="Async voice jobs remembered for status queries.")
 
-    # Stores (issue "stores"): unset = embedded in-process defaults
+
+class StoreSettings(BaseSettings):
+    """Stores: unset URLs = the embedded in-process defaults."""
+
+    model_config = _CONFIG
+
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL"))
     mongodb_url: str | None = Field(default=None, validation_alias=AliasChoices("MONGODB_URL"))
     mongodb_database: str = "voice_translator"
@@ -112,6 +149,23 @@ class Settings(BaseSettings):
     voice_profile_recalibration_interval_s: float = Field(default=3600.0, gt=0)
 
 
+class Settings(
+    WhisperSettings, TranslatorSettings, TtsSettings, VoiceCloneSettings, LimitsSettings, GatewaySettings, StoreSettings
+):
+    """The whole service: what the Pipeline and the doors read."""
+
+    model_config = _CONFIG
+
+
+def section_overrides(section: type[BaseSettings], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The builder args that belong to one section, so a deployment is handed only what it uses."""
+    names = set(section.model_fields)
+    for field in section.model_fields.values():
+        if isinstance(field.validation_alias, AliasChoices):
+            names.update(str(choice) for choice in field.validation_alias.choices)
+    return {key: value for key, value in (overrides or {}).items() if key in names}
+
+
 def resolve_device(device: str) -> str:
     """`auto` picks CUDA when a GPU is visible to this process (Ray sets CUDA_VISIBLE_DEVICES)."""
     if device != "auto":
@@ -126,8 +180,11 @@ def resolve_device(device: str) -> str:
     return "cpu"
 
 
-def replica_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
-    """What every replica does first: log like its siblings, then read the environment and apply
-    the application's builder args (the config file's `args.settings`) on top."""
+def replica_settings(
+    overrides: Mapping[str, Any] | None = None, section: type[SectionT] = Settings  # type: ignore[assignment]
+) -> SectionT:
+    """What every replica does first: log like its siblings, then read its section (the whole
+    service by default) from the environment with the application's builder args (the config
+    file's `args.settings`) on top."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return Settings(**dict(overrides or {}))
+    return section(**section_overrides(section, overrides))

@@ -1,8 +1,9 @@
-"""The HTTP door as a Serve deployment: FastAPI behind `@serve.ingress`, one route class per API area.
+"""The HTTP door as a Serve deployment: FastAPI behind `@serve.ingress`, one router per API area.
 
 No pipeline logic here: each route validates into the shared models, calls the pipeline through
-`ingress.pipeline_client`, and renders. Everything the ingress class uses must be defined before
-it: `serve.ingress` captures the class while this module is still executing.
+`ingress.pipeline_client`, and renders. Routes are plain functions with dependencies rather than
+Serve's class-based views: those rewrite method signatures in the driver, and a method importable
+by reference reaches the replica without the rewrite (its `self` became a required query field).
 """
 
 from typing import Any
@@ -21,9 +22,9 @@ for area in (text_routes, voice_routes, profile_routes, health_routes):
 
 @serve.deployment(name="HttpIngress")
 @serve.ingress(app)
-class HttpIngress(
-    text_routes.TextRoutes, voice_routes.VoiceRoutes, profile_routes.ProfileRoutes, health_routes.HealthRoutes
-):
+class HttpIngress:
+    """What the routes depend on (`ingress.http.api`): the pipeline client, settings, the ZMQ door."""
+
     def __init__(
         self,
         pipeline: DeploymentHandle,
@@ -31,5 +32,5 @@ class HttpIngress(
         gateway: DeploymentHandle | None = None,
     ) -> None:
         self.pipeline = pipeline_client(pipeline)
-        self.gateway = gateway
+        self.gateway = gateway  # reported in /health
         self.settings = Settings(**(settings_overrides or {}))

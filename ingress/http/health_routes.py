@@ -4,45 +4,44 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from ray.serve.handle import DeploymentHandle
 
+from ingress.http.api import GatewayDep, PipelineDep
 from serve_app.errors import as_service_error
-from serve_app.pipeline.voice_pipeline import VoicePipeline
 
 router = APIRouter(tags=["operations"])
 
 
-class HealthRoutes:
-    pipeline: VoicePipeline
-    gateway: DeploymentHandle | None  # the ZMQ ingress, reported in /health
+@router.get("/models")
+async def models(pipeline: PipelineDep) -> dict[str, Any]:
+    health = await pipeline.health()
+    return {"models": health["components"]}
 
-    @router.get("/models")
-    async def models(self) -> dict[str, Any]:
-        health = await self.pipeline.health()
-        return {"models": health["components"]}
 
-    @router.get("/health")
-    async def health(self) -> dict[str, Any]:
-        health = await self.pipeline.health()
-        stats = await self.pipeline.stats()
-        health.update(cache=stats["cache"], profiles=stats["profiles"])  # readiness stays the fresh one
-        if self.gateway is not None:
-            try:
-                health["components"]["zmq_ingress"] = {"status": "ready", **await self.gateway.stats.remote()}
-            except Exception as exc:  # noqa: BLE001 - reported, not raised
-                health["components"]["zmq_ingress"] = {"status": "unavailable", "error": as_service_error(exc).message}
-        return health
+@router.get("/health")
+async def health(pipeline: PipelineDep, gateway: GatewayDep) -> dict[str, Any]:
+    health = await pipeline.health()
+    stats = await pipeline.stats()
+    health.update(cache=stats["cache"], profiles=stats["profiles"])  # readiness stays the fresh one
+    if gateway is not None:
+        try:
+            health["components"]["zmq_ingress"] = {"status": "ready", **await gateway.stats.remote()}
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            health["components"]["zmq_ingress"] = {"status": "unavailable", "error": as_service_error(exc).message}
+    return health
 
-    @router.get("/ready")
-    async def ready(self) -> JSONResponse:
-        health = await self.pipeline.health()
-        return JSONResponse(status_code=200 if health["ready"] else 503, content=health)
 
-    @router.get("/live")
-    async def live(self) -> dict[str, str]:
-        return {"status": "alive"}
+@router.get("/ready")
+async def ready(pipeline: PipelineDep) -> JSONResponse:
+    health = await pipeline.health()
+    return JSONResponse(status_code=200 if health["ready"] else 503, content=health)
 
-    @router.get("/stats")
-    async def stats(self) -> dict[str, Any]:
-        """Cache hits/misses/hit rate and the profile store's state."""
-        return await self.pipeline.stats()
+
+@router.get("/live")
+async def live() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@router.get("/stats")
+async def stats(pipeline: PipelineDep) -> dict[str, Any]:
+    """Cache hits/misses/hit rate and the profile store's state."""
+    return await pipeline.stats()

@@ -5,66 +5,75 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
 
+from ingress.http.api import PipelineDep, SettingsDep
 from ingress.http.protocol import FingerprintCompareBody
 from ingress.http.uploads import read_upload
 from serve_app.errors import InvalidRequestError
-from serve_app.pipeline.voice_pipeline import VoicePipeline
-from serve_app.settings import Settings
 
 router = APIRouter(tags=["voice profiles"])
 
 
-class ProfileRoutes:
-    pipeline: VoicePipeline
-    settings: Settings
+@router.get("/api/v1/voice/profiles")
+async def list_profiles(pipeline: PipelineDep, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    if not 1 <= limit <= 500 or offset < 0:
+        raise InvalidRequestError("limit must be 1-500 and offset >= 0")
+    return await pipeline.profile_list(limit, offset)
 
-    @router.get("/api/v1/voice/profiles")
-    async def list_profiles(self, limit: int = 50, offset: int = 0) -> dict[str, Any]:
-        if not 1 <= limit <= 500 or offset < 0:
-            raise InvalidRequestError("limit must be 1-500 and offset >= 0")
-        return await self.pipeline.profile_list(limit, offset)
 
-    @router.get("/api/v1/voice/profiles/{user_id}")
-    async def get_profile(self, user_id: str) -> dict[str, Any]:
-        return await self.pipeline.profile_get(user_id)
+@router.get("/api/v1/voice/profiles/{user_id}")
+async def get_profile(pipeline: PipelineDep, user_id: str) -> dict[str, Any]:
+    return await pipeline.profile_get(user_id)
 
-    @router.post("/api/v1/voice/profiles/{user_id}", status_code=201)
-    async def create_profile(self, user_id: str, audio: Annotated[UploadFile, File()]) -> dict[str, Any]:
-        """Create from at least 10 s of speech."""
-        return await self.pipeline.profile_create(user_id, await read_upload(audio, self.settings.max_audio_bytes))
 
-    @router.put("/api/v1/voice/profiles/{user_id}")
-    async def update_profile(self, user_id: str, audio: Annotated[UploadFile, File()]) -> dict[str, Any]:
-        """Improve with a new sample: 0.7 old / 0.3 new, version + 1."""
-        return await self.pipeline.profile_update(user_id, await read_upload(audio, self.settings.max_audio_bytes))
+@router.post("/api/v1/voice/profiles/{user_id}", status_code=201)
+async def create_profile(
+    pipeline: PipelineDep, settings: SettingsDep, user_id: str, audio: Annotated[UploadFile, File()]
+) -> dict[str, Any]:
+    """Create from at least 10 s of speech."""
+    return await pipeline.profile_create(user_id, await read_upload(audio, settings.max_audio_bytes))
 
-    @router.delete("/api/v1/voice/profiles/{user_id}")
-    async def delete_profile(self, user_id: str) -> dict[str, Any]:
-        return await self.pipeline.profile_delete(user_id)
 
-    @router.post("/api/v1/voice/analyze")
-    async def analyze_voice(
-        self,
-        audio: Annotated[UploadFile, File()],
-        user_id: Annotated[str | None, Form()] = None,
-        include_transcription: Annotated[bool, Form()] = True,
-    ) -> dict[str, Any]:
-        """Embedding, fingerprint (with embedding_data for verify/compare), characteristics."""
-        analysis = await self.pipeline.profile_analyze(
-            await read_upload(audio, self.settings.max_audio_bytes), user_id=user_id,
-            include_transcription=include_transcription,
-        )
-        return analysis.to_wire()
+@router.put("/api/v1/voice/profiles/{user_id}")
+async def update_profile(
+    pipeline: PipelineDep, settings: SettingsDep, user_id: str, audio: Annotated[UploadFile, File()]
+) -> dict[str, Any]:
+    """Improve with a new sample: 0.7 old / 0.3 new, version + 1."""
+    return await pipeline.profile_update(user_id, await read_upload(audio, settings.max_audio_bytes))
 
-    @router.post("/api/v1/voice/verify")
-    async def verify_voice(
-        self, audio: Annotated[UploadFile, File()], user_id: Annotated[str, Form()]
-    ) -> dict[str, Any]:
-        """Is this the stored profile's voice? Cosine similarity, threshold 0.80."""
-        verification = await self.pipeline.profile_verify(await read_upload(audio, self.settings.max_audio_bytes),
-                                                          user_id)
-        return verification.to_wire()
 
-    @router.post("/api/v1/voice/compare")
-    async def compare_fingerprints(self, body: FingerprintCompareBody) -> dict[str, Any]:
-        return (await self.pipeline.profile_compare(body.fingerprint_a, body.fingerprint_b)).to_wire()
+@router.delete("/api/v1/voice/profiles/{user_id}")
+async def delete_profile(pipeline: PipelineDep, user_id: str) -> dict[str, Any]:
+    return await pipeline.profile_delete(user_id)
+
+
+@router.post("/api/v1/voice/analyze")
+async def analyze_voice(
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    audio: Annotated[UploadFile, File()],
+    user_id: Annotated[str | None, Form()] = None,
+    include_transcription: Annotated[bool, Form()] = True,
+) -> dict[str, Any]:
+    """Embedding, fingerprint (with embedding_data for verify/compare), characteristics."""
+    analysis = await pipeline.profile_analyze(
+        await read_upload(audio, settings.max_audio_bytes), user_id=user_id,
+        include_transcription=include_transcription,
+    )
+    return analysis.to_wire()
+
+
+@router.post("/api/v1/voice/verify")
+async def verify_voice(
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    self, audio: Annotated[UploadFile, File()], user_id: Annotated[str, Form()]
+) -> dict[str, Any]:
+    """Is this the stored profile's voice? Cosine similarity, threshold 0.80."""
+    verification = await pipeline.profile_verify(await read_upload(audio, settings.max_audio_bytes),
+                                                      user_id)
+    return verification.to_wire()
+
+
+@router.post("/api/v1/voice/compare")
+async def compare_fingerprints(pipeline: PipelineDep, body: FingerprintCompareBody) -> dict[str, Any]:
+    return (await pipeline.profile_compare(body.fingerprint_a, body.fingerprint_b)).to_wire()

@@ -4,44 +4,44 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from ingress.http.api import PipelineDep
 from ingress.http.protocol import DetectLanguageBody, DetectLanguageResponse, TranslateBody, TranslateResponse
 from ingress.http.rendering import translate_response
 from serve_app.errors import InvalidRequestError
 from serve_app.languages import SUPPORTED_LANGUAGES
-from serve_app.pipeline.voice_pipeline import VoicePipeline
 
 MAX_BATCH = 10
 router = APIRouter(tags=["text"])
 
 
-class TextRoutes:
-    pipeline: VoicePipeline
+@router.post("/translate", response_model=TranslateResponse)
+async def translate(pipeline: PipelineDep, body: TranslateBody) -> TranslateResponse:
+    [out] = await pipeline.translate_text(body.text, body.source_language, [body.target_language])
+    return translate_response(body, out)
 
-    @router.post("/translate", response_model=TranslateResponse)
-    async def translate(self, body: TranslateBody) -> TranslateResponse:
-        [out] = await self.pipeline.translate_text(body.text, body.source_language, [body.target_language])
-        return translate_response(body, out)
 
-    @router.post("/translate/batch", response_model=list[TranslateResponse])
-    async def translate_batch(self, bodies: list[TranslateBody]) -> list[TranslateResponse]:
-        if not bodies:
-            raise InvalidRequestError("the batch is empty")
-        if len(bodies) > MAX_BATCH:
-            raise InvalidRequestError(f"a batch holds at most {MAX_BATCH} items, got {len(bodies)}")
-        responses = [self.pipeline.translate_text(b.text, b.source_language, [b.target_language]) for b in bodies]
-        return [translate_response(b, (await r)[0]) for b, r in zip(bodies, responses, strict=True)]
+@router.post("/translate/batch", response_model=list[TranslateResponse])
+async def translate_batch(pipeline: PipelineDep, bodies: list[TranslateBody]) -> list[TranslateResponse]:
+    if not bodies:
+        raise InvalidRequestError("the batch is empty")
+    if len(bodies) > MAX_BATCH:
+        raise InvalidRequestError(f"a batch holds at most {MAX_BATCH} items, got {len(bodies)}")
+    responses = [pipeline.translate_text(b.text, b.source_language, [b.target_language]) for b in bodies]
+    return [translate_response(b, (await r)[0]) for b, r in zip(bodies, responses, strict=True)]
 
-    @router.post("/detect-language", response_model=DetectLanguageResponse)
-    async def detect_language(self, body: DetectLanguageBody) -> DetectLanguageResponse:
-        language, confidence = await self.pipeline.detect_language(body.text)
-        return DetectLanguageResponse(language=language, confidence=round(confidence, 4))
 
-    @router.get("/languages")
-    async def languages(self) -> dict[str, Any]:
-        return {
-            "languages": [
-                {"code": lang.code, "name": lang.name, "nllb_code": lang.nllb}
-                for lang in sorted(SUPPORTED_LANGUAGES.values(), key=lambda item: item.code)
-            ],
-            "count": len(SUPPORTED_LANGUAGES),
-        }
+@router.post("/detect-language", response_model=DetectLanguageResponse)
+async def detect_language(pipeline: PipelineDep, body: DetectLanguageBody) -> DetectLanguageResponse:
+    language, confidence = await pipeline.detect_language(body.text)
+    return DetectLanguageResponse(language=language, confidence=round(confidence, 4))
+
+
+@router.get("/languages")
+async def languages() -> dict[str, Any]:
+    return {
+        "languages": [
+            {"code": lang.code, "name": lang.name, "nllb_code": lang.nllb}
+            for lang in sorted(SUPPORTED_LANGUAGES.values(), key=lambda item: item.code)
+        ],
+        "count": len(SUPPORTED_LANGUAGES),
+    }

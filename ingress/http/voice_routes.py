@@ -6,81 +6,82 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
+from ingress.http.api import PipelineDep, SettingsDep
 from ingress.http.protocol import SpeechBody, VoiceTranslateResponse
 from ingress.http.rendering import sse, sse_event, voice_response
 from ingress.http.uploads import read_upload, voice_job_from_form
 from serve_app.domain.transcription import Transcription
 from serve_app.errors import as_service_error
-from serve_app.pipeline.voice_pipeline import VoicePipeline
-from serve_app.settings import Settings
 
 router = APIRouter(tags=["voice"])
 
 
-class VoiceRoutes:
-    pipeline: VoicePipeline
-    settings: Settings
+@router.post("/api/v1/voice/translate", response_model=VoiceTranslateResponse)
+async def voice_translate(
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    audio: Annotated[UploadFile, File(description="The voice message (mp4/m4a, ogg, webm, mp3, wav, flac)")],
+    target_languages: Annotated[str, Form(description="Comma-separated ISO 639-1 codes, e.g. en,es")],
+    source_language: Annotated[str | None, Form()] = None,
+    generate_voice_clone: Annotated[bool, Form()] = True,
+    user_id: Annotated[str | None, Form()] = None,
+    output_format: Annotated[str, Form()] = "mp3",
+    mobile_transcription: Annotated[str | None, Form(description="JSON of a client-side transcription")] = None,
+    attachment_id: Annotated[str | None, Form(description="Caches the transcription for retries")] = None,
+) -> VoiceTranslateResponse:
+    """With user_id, the sender's voice profile is reused, created or improved along the way."""
+    job = await voice_job_from_form(
+        audio, settings.max_audio_bytes, target_languages, source_language, generate_voice_clone, user_id,
+        output_format, mobile_transcription, attachment_id,
+    )
+    return voice_response(await pipeline.run_voice(job))
 
-    @router.post("/api/v1/voice/translate", response_model=VoiceTranslateResponse)
-    async def voice_translate(
-        self,
-        audio: Annotated[UploadFile, File(description="The voice message (mp4/m4a, ogg, webm, mp3, wav, flac)")],
-        target_languages: Annotated[str, Form(description="Comma-separated ISO 639-1 codes, e.g. en,es")],
-        source_language: Annotated[str | None, Form()] = None,
-        generate_voice_clone: Annotated[bool, Form()] = True,
-        user_id: Annotated[str | None, Form()] = None,
-        output_format: Annotated[str, Form()] = "mp3",
-        mobile_transcription: Annotated[str | None, Form(description="JSON of a client-side transcription")] = None,
-        attachment_id: Annotated[str | None, Form(description="Caches the transcription for retries")] = None,
-    ) -> VoiceTranslateResponse:
-        """With user_id, the sender's voice profile is reused, created or improved along the way."""
-        job = await voice_job_from_form(
-            audio, self.settings.max_audio_bytes, target_languages, source_language, generate_voice_clone, user_id,
-            output_format, mobile_transcription, attachment_id,
-        )
-        return voice_response(await self.pipeline.run_voice(job))
 
-    @router.post("/api/v1/voice/translate/stream")
-    async def voice_translate_stream(
-        self,
-        audio: Annotated[UploadFile, File()],
-        target_languages: Annotated[str, Form()],
-        source_language: Annotated[str | None, Form()] = None,
-        generate_voice_clone: Annotated[bool, Form()] = True,
-        user_id: Annotated[str | None, Form()] = None,
-        output_format: Annotated[str, Form()] = "mp3",
-        mobile_transcription: Annotated[str | None, Form()] = None,
-    ) -> StreamingResponse:
-        """Server-sent events: `transcription`, one `language` per target as each is ready, `completed`."""
-        job = await voice_job_from_form(
-            audio, self.settings.max_audio_bytes, target_languages, source_language, generate_voice_clone, user_id,
-            output_format, mobile_transcription,
-        )
-        stream = self.pipeline.process_voice(job)
+@router.post("/api/v1/voice/translate/stream")
+async def voice_translate_stream(
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    audio: Annotated[UploadFile, File()],
+    target_languages: Annotated[str, Form()],
+    source_language: Annotated[str | None, Form()] = None,
+    generate_voice_clone: Annotated[bool, Form()] = True,
+    user_id: Annotated[str | None, Form()] = None,
+    output_format: Annotated[str, Form()] = "mp3",
+    mobile_transcription: Annotated[str | None, Form()] = None,
+) -> StreamingResponse:
+    """Server-sent events: `transcription`, one `language` per target as each is ready, `completed`."""
+    job = await voice_job_from_form(
+        audio, settings.max_audio_bytes, target_languages, source_language, generate_voice_clone, user_id,
+        output_format, mobile_transcription,
+    )
+    stream = pipeline.process_voice(job)
 
-        async def events() -> Any:
-            try:
-                async for event in stream:
-                    yield sse_event(event)
-            except Exception as exc:  # noqa: BLE001 - the stream reports its own failure
-                err = as_service_error(exc)
-                yield sse("error", {"error": err.message, "errorCode": err.code})
+    async def events() -> Any:
+        try:
+            async for event in stream:
+                yield sse_event(event)
+        except Exception as exc:  # noqa: BLE001 - the stream reports its own failure
+            err = as_service_error(exc)
+            yield sse("error", {"error": err.message, "errorCode": err.code})
 
-        return StreamingResponse(events(), media_type="text/event-stream")
+    return StreamingResponse(events(), media_type="text/event-stream")
 
-    @router.post("/api/v1/audio/transcribe", response_model=Transcription)
-    async def transcribe(
-        self,
-        audio: Annotated[UploadFile, File()],
-        language: Annotated[str | None, Form()] = None,
-    ) -> Transcription:
-        return await self.pipeline.transcribe(await read_upload(audio, self.settings.max_audio_bytes), language)
 
-    @router.post("/api/v1/tts", response_class=Response)
-    async def tts(self, body: SpeechBody) -> Response:
-        out = await self.pipeline.speak(body.text, body.language, body.format)
-        return Response(
-            content=out.audio,
-            media_type=out.mime_type,
-            headers={"X-Duration-Ms": str(out.duration_ms), "X-TTS-Backend": out.backend},
-        )
+@router.post("/api/v1/audio/transcribe", response_model=Transcription)
+async def transcribe(
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    audio: Annotated[UploadFile, File()],
+    language: Annotated[str | None, Form()] = None,
+) -> Transcription:
+    return await pipeline.transcribe(await read_upload(audio, settings.max_audio_bytes), language)
+
+
+@router.post("/api/v1/tts", response_class=Response)
+async def tts(pipeline: PipelineDep, body: SpeechBody) -> Response:
+    out = await pipeline.speak(body.text, body.language, body.format)
+    return Response(
+        content=out.audio,
+        media_type=out.mime_type,
+        headers={"X-Duration-Ms": str(out.duration_ms), "X-TTS-Backend": out.backend},
+    )

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from serve_app.settings import Settings  # noqa: E402
+from tests.fixtures.ray_cluster import RayCluster, wait_http_ready  # noqa: E402
 from tests.fixtures.speech import convert, espeak_wav  # noqa: E402
-from tests.integration.ray_cluster import RayCluster, wait_http_ready  # noqa: E402
 
 TEXT = "Bonjour, je serai en retard ce soir. On se voit au cinéma."
 TARGETS = ["en", "es", "de"]

@@ -20,8 +20,8 @@ from ingress.zmq import GatewayServer, build_gateway
 from serve_app.settings import Settings
 from tests.fixtures.fake_stages import FakePipeline
 from tests.fixtures.gateway_client import Event, GatewayClient, connected_client, new_id
+from tests.fixtures.ray_cluster import free_port
 from tests.fixtures.speech import sine_wav_bytes
-from tests.integration.ray_cluster import free_port
 
 pytestmark = pytest.mark.timeout(60)
 

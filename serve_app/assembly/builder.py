@@ -15,7 +15,7 @@ from deployments.pipeline import PipelineDeployment
 from deployments.tts import SynthesizerDeployment
 from deployments.voice_clone import VoiceClonerDeployment
 from deployments.whisper import TranscriberDeployment
-from ingress.http import HttpIngress
+from ingress.http.app import HttpIngress
 from ingress.zmq import ZmqIngress
 from serve_app.settings import Settings
 

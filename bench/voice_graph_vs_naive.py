@@ -81,7 +81,7 @@ class NaiveBaseline:
     def __init__(self) -> None:
         from deployments.services import CloningService, SynthesisService, TranslationService
         from deployments.synthesis.synthesizer import Synthesizer
-        from deployments.transcription import Transcriber
+        from deployments.transcription.transcriber import Transcriber
         from deployments.translation.translator import Translator
         from deployments.voice_cloning.voice_cloner import VoiceCloner
 

@@ -12,9 +12,9 @@ from ray.serve import Application
 
 from deployments.nllb import TranslatorDeployment
 from deployments.pipeline import PipelineDeployment
+from deployments.transcription.deployment import TranscriberDeployment
 from deployments.tts import SynthesizerDeployment
 from deployments.voice_clone import VoiceClonerDeployment
-from deployments.whisper import TranscriberDeployment
 from ingress.http.app import HttpIngress
 from ingress.zmq import ZmqIngress
 from serve_app.settings import Settings

@@ -79,9 +79,9 @@ class NaiveBaseline:
     """The same model classes in this process, called one after another."""
 
     def __init__(self) -> None:
-        from deployments.services import CloningService, SynthesisService, TranslationService
         from deployments.synthesis.synthesizer import Synthesizer
         from deployments.transcription.transcriber import Transcriber
+        from deployments.translation.service import CloningService, SynthesisService, TranslationService
         from deployments.translation.translator import Translator
         from deployments.voice_cloning.voice_cloner import VoiceCloner
 

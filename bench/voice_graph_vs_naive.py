@@ -79,10 +79,12 @@ class NaiveBaseline:
     """The same model classes in this process, called one after another."""
 
     def __init__(self) -> None:
+        from deployments.synthesis.service import SynthesisService
         from deployments.synthesis.synthesizer import Synthesizer
         from deployments.transcription.transcriber import Transcriber
-        from deployments.translation.service import CloningService, SynthesisService, TranslationService
+        from deployments.translation.service import TranslationService
         from deployments.translation.translator import Translator
+        from deployments.voice_cloning.service import CloningService
         from deployments.voice_cloning.voice_cloner import VoiceCloner
 
         s = Settings()

@@ -7,8 +7,8 @@ from typing import Any
 
 from ray import serve
 
+from deployments.synthesis.service import SynthesisService
 from deployments.synthesis.synthesizer import Synthesizer
-from deployments.translation.service import SynthesisService
 from serve_app.domain.voice import SpeechClip
 from serve_app.settings import replica_settings, resolve_device
 

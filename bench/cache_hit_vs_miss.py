@@ -25,8 +25,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.ray_cluster import RayCluster, free_port, wait_http_ready  # noqa: E402
-from tests.integration.servers import start_server  # noqa: E402
+from tests.fixtures.ray_cluster import RayCluster, free_port, wait_http_ready  # noqa: E402
+from tests.fixtures.servers import start_server  # noqa: E402
 
 SENTENCES = [
     "Je serai en retard ce soir, commence sans moi.",

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from serve_app.settings import Settings  # noqa: E402
+from tests.fixtures.ray_cluster import RayCluster, wait_http_ready  # noqa: E402
 from tests.fixtures.speech import convert, espeak_wav  # noqa: E402
-from tests.integration.ray_cluster import RayCluster, wait_http_ready  # noqa: E402
 
 TEXT = "Bonjour, je serai en retard ce soir. On se voit au cinéma."
 TARGETS = ["en", "es", "de"]
@@ -79,10 +79,12 @@ class NaiveBaseline:
     """The same model classes in this process, called one after another."""
 
     def __init__(self) -> None:
-        from deployments.services import CloningService, SynthesisService, TranslationService
+        from deployments.synthesis.service import SynthesisService
         from deployments.synthesis.synthesizer import Synthesizer
-        from deployments.transcription import Transcriber
+        from deployments.transcription.transcriber import Transcriber
+        from deployments.translation.service import TranslationService
         from deployments.translation.translator import Translator
+        from deployments.voice_cloning.service import CloningService
         from deployments.voice_cloning.voice_cloner import VoiceCloner
 
         s = Settings()

@@ -96,7 +96,7 @@ class Synthesizer:
         unknown = [n for n in names if n not in BACKENDS]
         if unknown:
             raise PrerequisiteError(
-                f"unknown TTS backend(s) {unknown} in language_chains; known: {sorted(BACKENDS)}"
+                f"unknown TTS backend(s) {unknown} in language_chains; known: {BACKENDS.names()}"
             )
         options = backend_options or {}
         backends: dict[str, TTSBackend] = {}

@@ -8,17 +8,16 @@ to the backend as ONE call, which is where batched inference pays off.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from deployments.backend_registry import BackendRegistry
 from serve_app.domain.translation import AUTO, TranslationRequest, TranslationResult
 from serve_app.errors import (
     InvalidRequestError,
-    PrerequisiteError,
     ServiceError,
     TextTooLongError,
     TranslationError,
@@ -49,22 +48,16 @@ class TranslatorBackend(Protocol):
 BackendFactory = Callable[..., TranslatorBackend]
 
 
-def _lazy(module: str, attr: str) -> BackendFactory:
-    """Import a backend only when chosen: torch/ctranslate2 are heavy and may be absent."""
-
-    def factory(**kwargs: object) -> TranslatorBackend:
-        return getattr(importlib.import_module(module), attr)(**kwargs)
-
-    factory.__name__ = f"{module}.{attr}"
-    return factory
-
-
-BACKENDS: dict[str, BackendFactory] = {
-    "ctranslate2": _lazy("deployments.translation.backends.ctranslate2_nllb", "from_config"),
-    "transformers": _lazy("deployments.translation.backends.transformers_nllb", "from_config"),
-    "gemma": _lazy("deployments.translation.backends.gemma", "from_config"),
-}
-"""Backend name -> factory(model=..., cache_dir=..., device=..., **opts)."""
+BACKENDS = BackendRegistry(
+    "translation",
+    {
+        "ctranslate2": "deployments.translation.backends.ctranslate2_nllb:from_config",
+        "transformers": "deployments.translation.backends.transformers_nllb:from_config",
+        "gemma": "deployments.translation.backends.gemma:from_config",
+    },
+)
+"""Backend name -> factory(model=..., cache_dir=..., device=..., **opts); each module is imported only
+when chosen: torch/ctranslate2 are heavy and may be absent."""
 
 
 Detector = Callable[[str], tuple[str, float]]
@@ -115,12 +108,9 @@ class Translator:
         **opts: object,
     ) -> Translator:
         """Load a backend by registry name; raises PrerequisiteError in seconds if it can't."""
-        if backend not in BACKENDS:
-            raise PrerequisiteError(
-                f"unknown translation backend {backend!r}; choose one of {sorted(BACKENDS)}"
-            )
+        factory: BackendFactory = BACKENDS.resolve(backend)
         cache = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "voice-translator"
-        loaded = BACKENDS[backend](model=model, cache_dir=cache, device=device, **opts)
+        loaded = factory(model=model, cache_dir=cache, device=device, **opts)
         return cls(loaded, max_text_chars=max_text_chars, max_chunk_chars=max_chunk_chars)
 
     @property

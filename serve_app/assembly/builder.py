@@ -10,11 +10,11 @@ from typing import Any
 
 from ray.serve import Application
 
-from deployments.nllb import TranslatorDeployment
 from deployments.pipeline import PipelineDeployment
-from deployments.tts import SynthesizerDeployment
-from deployments.voice_clone import VoiceClonerDeployment
-from deployments.whisper import TranscriberDeployment
+from deployments.synthesis.deployment import SynthesizerDeployment
+from deployments.transcription.deployment import TranscriberDeployment
+from deployments.translation.deployment import TranslatorDeployment
+from deployments.voice_cloning.deployment import VoiceClonerDeployment
 from ingress.http.deployment import HttpIngress
 from ingress.zmq import ZmqIngress
 from serve_app.settings import Settings

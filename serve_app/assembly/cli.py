@@ -17,7 +17,7 @@ log = logging.getLogger("voice-translator")
 def prepare(settings: Settings) -> None:
     """Load each stage once with the configured backends; conversions are cached under cache_dir."""
     from deployments.synthesis.synthesizer import Synthesizer
-    from deployments.transcription import Transcriber
+    from deployments.transcription.transcriber import Transcriber
     from deployments.translation.translator import Translator
     from deployments.voice_cloning.voice_cloner import VoiceCloner
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.ray_cluster import RayCluster, free_port
+from tests.fixtures.servers import ServerProcess, start_server
 from tests.integration.local_graph import LocalGraph
-from tests.integration.ray_cluster import RayCluster, free_port
-from tests.integration.servers import ServerProcess, start_server
 
 
 @pytest.fixture(scope="session")

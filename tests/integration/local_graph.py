@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fixtures.gateway_client import connected_client
-from tests.integration.ray_cluster import ROOT, RayCluster, wait_http_ready
+from tests.fixtures.ray_cluster import ROOT, RayCluster, wait_http_ready
 
 
 @dataclass

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.integration.ray_cluster import ROOT, RayCluster, free_port
+from tests.fixtures.ray_cluster import ROOT, RayCluster, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

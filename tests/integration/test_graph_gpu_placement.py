@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.integration.ray_cluster import BIN, ROOT, RayCluster, env, free_port, wait_http_ready
+from tests.fixtures.ray_cluster import BIN, ROOT, RayCluster, env, free_port, wait_http_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 

@@ -42,7 +42,7 @@ def sender_wav(speech_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def whisper():
-    from deployments.transcription import Transcriber
+    from deployments.transcription.transcriber import Transcriber
 
     return Transcriber(cache_dir=Settings().cache_dir, beam_size=5)
 

@@ -21,9 +21,9 @@ import redis
 
 from serve_app.audio import decode_audio
 from tests.fixtures.gateway_client import GatewayClient, connected_client, new_id
+from tests.fixtures.servers import ServerProcess
 from tests.fixtures.speech import FRENCH_5S, convert, espeak_wav
 from tests.integration.local_graph import LocalGraph
-from tests.integration.servers import ServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 

@@ -1,6 +1,6 @@
 """Stores against real servers: redis-server with redis.asyncio, secantusd (MongoDB wire) with motor.
 
-Nothing here is mocked: servers are subprocesses on private ports (tests/integration/servers.py),
+Nothing here is mocked: servers are subprocesses on private ports (tests/fixtures/servers.py),
 killed and restarted for the outage tests.  The file store runs the same lifecycle scenarios.
 """
 
@@ -35,7 +35,7 @@ from serve_app.stores import (
     translation_key,
 )
 from tests.fixtures.profiles import Clock, vec
-from tests.integration.servers import (  # noqa: F401 - pytest fixtures
+from tests.fixtures.servers import (  # noqa: F401 - pytest fixtures
     ServerProcess,
     free_port,
     mongo_process,

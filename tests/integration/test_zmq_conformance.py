@@ -93,7 +93,7 @@ def voice_m4a(sender_wav: Path) -> bytes:
 
 @pytest.fixture(scope="module")
 def whisper():
-    from deployments.transcription import Transcriber
+    from deployments.transcription.transcriber import Transcriber
 
     return Transcriber(cache_dir=Settings().cache_dir, beam_size=5)
 

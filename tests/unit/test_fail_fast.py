@@ -21,7 +21,7 @@ def fails_fast(build, *needles: str) -> None:
 
 
 def test_whisper_model_folder_missing(tmp_path: Path) -> None:
-    from deployments.transcription import Transcriber
+    from deployments.transcription.transcriber import Transcriber
 
     fails_fast(lambda: Transcriber(str(tmp_path / "nope"), cache_dir=tmp_path), "TRANSLATOR_WHISPER_MODEL")
     (tmp_path / "empty").mkdir()

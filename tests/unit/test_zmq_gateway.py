@@ -23,8 +23,8 @@ from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
 from tests.fixtures.fake_stages import FakeStages, started_pipeline
 from tests.fixtures.gateway_client import Event, GatewayClient, connected_client, new_id
+from tests.fixtures.ray_cluster import free_port
 from tests.fixtures.speech import sine_wav_bytes
-from tests.integration.ray_cluster import free_port
 
 pytestmark = pytest.mark.timeout(60)
 

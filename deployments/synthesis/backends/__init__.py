@@ -2,14 +2,13 @@
 
 Every engine (Piper, Kokoro, espeak-ng, XTTS) hides behind the same small `TTSBackend` protocol so
 the `Synthesizer` can walk a per-language fallback chain without knowing any engine. Backends are
-registered by name with a lazy "module:Class" path: importing this package stays cheap (no onnx,
-torch or subprocess at import time), and adding an engine is one file plus one registry line
-(or a `register_backend` call from outside).
+registered by name with a lazy "module:Class" path in the shared `BackendRegistry`: importing this
+package stays cheap (no onnx, torch or subprocess at import time), and adding an engine is one file
+plus one registry line (or a `register_backend` call from outside).
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import shutil
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from deployments.backend_registry import BackendRegistry
 from serve_app.errors import PrerequisiteError
 
 
@@ -63,28 +63,32 @@ BackendFactory = Callable[[Path, str, dict[str, Any]], TTSBackend]
 """factory(cache_dir, device, options) -> backend; must not load weights (check() gates)."""
 
 
-def _lazy(target: str) -> BackendFactory:
-    module_name, _, attr = target.partition(":")
+def _constructor(cls: type[TTSBackend]) -> BackendFactory:
+    """A registered backend class as a factory: options become its keyword arguments."""
 
     def factory(cache_dir: Path, device: str, options: dict[str, Any]) -> TTSBackend:
-        cls = getattr(importlib.import_module(module_name), attr)
-        return cls(cache_dir=cache_dir, device=device, **(options or {}))
+        return cls(cache_dir=cache_dir, device=device, **(options or {}))  # type: ignore[call-arg]
 
-    factory.__qualname__ = f"lazy[{target}]"
+    factory.__qualname__ = f"constructor[{cls.__module__}.{cls.__qualname__}]"
     return factory
 
 
-BACKENDS: dict[str, BackendFactory] = {
-    "piper": _lazy("deployments.synthesis.backends.piper:PiperBackend"),
-    "kokoro": _lazy("deployments.synthesis.backends.kokoro:KokoroBackend"),
-    "espeak": _lazy("deployments.synthesis.backends.espeak:EspeakBackend"),
-    "xtts": _lazy("deployments.synthesis.backends.xtts:XTTSBackend"),
-}
+BACKENDS = BackendRegistry(
+    "TTS",
+    {
+        "piper": "deployments.synthesis.backends.piper:PiperBackend",
+        "kokoro": "deployments.synthesis.backends.kokoro:KokoroBackend",
+        "espeak": "deployments.synthesis.backends.espeak:EspeakBackend",
+        "xtts": "deployments.synthesis.backends.xtts:XTTSBackend",
+    },
+    adapt=_constructor,
+)
+"""Backend name -> factory(cache_dir, device, options); a backend's module is imported when looked up."""
 
 
 def register_backend(name: str, factory: BackendFactory) -> None:
     """Add (or replace) a backend factory under `name`."""
-    BACKENDS[name] = factory
+    BACKENDS.register(name, factory)
 
 
 # ---- small helpers shared by backends -------------------------------------------------------

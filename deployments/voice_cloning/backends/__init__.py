@@ -13,10 +13,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from deployments.backend_registry import BackendRegistry
 from serve_app.domain.speaker import SpeakerReference
-from serve_app.errors import PrerequisiteError, VoiceCloneError
+from serve_app.errors import VoiceCloneError
 
-BACKENDS = ("world", "openvoice")
+BACKENDS = BackendRegistry(
+    "voice clone",
+    {
+        "world": "deployments.voice_cloning.backends.world:from_config",
+        "openvoice": "deployments.voice_cloning.backends.openvoice:from_config",
+    },
+)
+"""Backend name -> factory(cache_dir=..., device=..., options=...); a backend's module is imported when chosen."""
 
 
 class NothingToConvert(VoiceCloneError):
@@ -45,13 +53,5 @@ def make_backend(
     name: str, cache_dir: Path, device: str = "cpu", options: Mapping[str, Any] | None = None
 ) -> CloneBackend:
     """Build a backend by name; its constructor checks its prerequisites and fails fast."""
-    options = dict(options or {})
-    if name == "world":
-        from .world import WorldBackend, WorldOptions
-
-        return WorldBackend(WorldOptions(**options))
-    if name == "openvoice":
-        from .openvoice import OpenVoiceBackend, OpenVoiceOptions
-
-        return OpenVoiceBackend(OpenVoiceOptions(**options), cache_dir=cache_dir, device=device)
-    raise PrerequisiteError(f"unknown voice clone backend {name!r}; configure one of {BACKENDS}")
+    factory = BACKENDS.resolve(name)
+    return factory(cache_dir=cache_dir, device=device, options=dict(options or {}))

@@ -12,6 +12,7 @@ its checkpoints are on PyPI, so the constructor checks both and fails fast with 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,11 @@ class OpenVoiceBackend:
             raise VoiceCloneError(f"OpenVoice conversion failed: {exc}") from exc
         out_sr = int(self._converter.hps.data.sampling_rate)
         return [(np.asarray(audio, dtype=np.float32).reshape(-1), out_sr)]
+
+
+def from_config(cache_dir: Path, device: str = "cpu", options: Mapping[str, Any] | None = None) -> OpenVoiceBackend:
+    """Registry factory (see ``BACKENDS``): options are ``OpenVoiceOptions`` fields."""
+    return OpenVoiceBackend(OpenVoiceOptions(**dict(options or {})), cache_dir=cache_dir, device=device)
 
 
 def _load_converter(config_path: Path, device: str) -> Any:

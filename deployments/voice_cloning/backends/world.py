@@ -10,7 +10,9 @@ intact; it cannot reproduce accent or micro-prosody the way a trained converter 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -250,3 +252,8 @@ class WorldBackend:
             log_f0_std=float(lf0.std()),
             mean_db=db[loud].mean(axis=0),
         )
+
+
+def from_config(cache_dir: Path, device: str = "cpu", options: Mapping[str, Any] | None = None) -> WorldBackend:
+    """Registry factory (see ``BACKENDS``): WORLD runs on the CPU and needs no weights."""
+    return WorldBackend(WorldOptions(**dict(options or {})))

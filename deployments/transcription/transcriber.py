@@ -1,7 +1,7 @@
 """Speech-to-text with faster-whisper (CTranslate2): the plain `Transcriber` class.
 
-The class has no Ray in it, so it is tested directly; `deployments/whisper.py` wraps it as a Ray
-Serve deployment.
+The class has no Ray in it, so it is tested directly; `deployments/transcription/deployment.py` wraps it
+as a Ray Serve deployment.
 """
 
 from __future__ import annotations

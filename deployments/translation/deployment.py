@@ -11,7 +11,7 @@ from typing import Any
 
 from ray import serve
 
-from deployments.services import TranslationService
+from deployments.translation.service import TranslationService
 from deployments.translation.translator import Translator
 from serve_app.domain.translation import TranslationResult
 from serve_app.errors import ServiceError

@@ -7,7 +7,7 @@ from typing import Any
 
 from ray import serve
 
-from deployments.services import CloningService
+from deployments.voice_cloning.service import CloningService
 from deployments.voice_cloning.voice_cloner import VoiceCloner
 from serve_app.domain.voice import ConvertedClip, SpeechClip
 from serve_app.settings import replica_settings, resolve_device

@@ -7,7 +7,7 @@ from typing import Any
 
 from ray import serve
 
-from deployments.transcription import Transcriber
+from deployments.transcription.transcriber import Transcriber
 from serve_app.audio import pcm_from_bytes
 from serve_app.domain.transcription import Transcription
 from serve_app.settings import replica_settings, resolve_device

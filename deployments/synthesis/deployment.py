@@ -7,7 +7,7 @@ from typing import Any
 
 from ray import serve
 
-from deployments.services import SynthesisService
+from deployments.synthesis.service import SynthesisService
 from deployments.synthesis.synthesizer import Synthesizer
 from serve_app.domain.voice import SpeechClip
 from serve_app.settings import replica_settings, resolve_device

@@ -1,0 +1,1 @@
+"""Speech-to-text stage: the Ray-free `Transcriber` (faster-whisper) and its Serve deployment."""

@@ -18,20 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ingress.gateway_audio import binary_frame, decode_base64, resolve_audio
-from ingress.voice_jobs import JobRegistry, VoiceJobRecord, deliver_webhook
-from serve_app.domain.translation import TextTranslation
-from serve_app.domain.voice import LanguageAudio, PipelineEvent, VoiceJob, VoiceResult
-from serve_app.errors import (
-    BusyError,
-    InvalidRequestError,
-    NotFoundError,
-    ServiceError,
-    TextTooLongError,
-    UnsupportedLanguageError,
-    as_service_error,
-)
-from serve_app.gateway_events import (
+from ingress.gateway.audio_sources import binary_frame, decode_base64, resolve_audio
+from ingress.gateway.jobs import JobRegistry, VoiceJobRecord, deliver_webhook
+from ingress.gateway.protocol.events import (
     AudioLanguageReady,
     AudioProcessCompleted,
     AudioProcessError,
@@ -57,7 +46,7 @@ from serve_app.gateway_events import (
     VoiceProfileErrorEvent,
     VoiceProfileResult,
 )
-from serve_app.gateway_requests import (
+from ingress.gateway.protocol.requests import (
     VOICE_API_TYPES,
     VOICE_PROFILE_TYPES,
     AudioProcessRequest,
@@ -76,6 +65,17 @@ from serve_app.gateway_requests import (
     VoiceProfileVerifyRequest,
     VoiceTranslateAsyncRequest,
     VoiceTranslateRequest,
+)
+from serve_app.domain.translation import TextTranslation
+from serve_app.domain.voice import LanguageAudio, PipelineEvent, VoiceJob, VoiceResult
+from serve_app.errors import (
+    BusyError,
+    InvalidRequestError,
+    NotFoundError,
+    ServiceError,
+    TextTooLongError,
+    UnsupportedLanguageError,
+    as_service_error,
 )
 from serve_app.languages import SUPPORTED_LANGUAGES, normalize_language
 from serve_app.pipeline.voice_pipeline import VoicePipeline

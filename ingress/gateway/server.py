@@ -25,10 +25,10 @@ import zmq.asyncio
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from ingress.gateway_handlers import GatewayHandlers, error_events
+from ingress.gateway.protocol.events import GatewayEvent, GenericError
+from ingress.gateway.router import GatewayHandlers, error_events
 from ingress.pipeline_client import pipeline_client
 from serve_app.errors import BusyError, InvalidRequestError
-from serve_app.gateway_events import GatewayEvent, GenericError
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings, replica_settings
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from ingress.gateway.protocol.requests import AudioSource
 from serve_app.errors import InvalidRequestError, PayloadTooLargeError
-from serve_app.gateway_requests import AudioSource
 from serve_app.settings import Settings
 
 

@@ -1,13 +1,12 @@
-"""ZMQ ingress: the chat gateway's PULL/PUB protocol (PROTOCOL.md §1-2) as a Ray Serve deployment.
+"""The ZMQ door's sockets and receive loop (PROTOCOL.md §1), without Ray, so unit tests run it as is.
 
-One replica, pinned (config: `num_replicas: 1`, `max_replicas_per_node: 1`, head-node resource),
-so the ports never collide. It binds PULL and PUB, reads multipart messages in one asyncio loop
-and hands each request to its own task, bounded by `zmq_max_in_flight`: the loop only parses
-frame 0 and never waits on the pipeline. A request over the budget is answered at once with its
-type's error event (`errorCode` busy / RATE_LIMITED), never with silence. Malformed input (bad
-JSON, random bytes, frames out of range, oversize payloads) is answered where the request can be
-identified and logged; the loop keeps going. `check_health` fails if the loop task has died, so
-Serve replaces the replica.
+It binds PULL and PUB, reads multipart messages in one asyncio loop and hands each request to its
+own task, bounded by `zmq_max_in_flight`: the loop only parses frame 0 and never waits on the
+pipeline. A request over the budget is answered at once with its type's error event (`errorCode`
+busy / RATE_LIMITED), never with silence. Malformed input (bad JSON, random bytes, frames out of
+range, oversize payloads) is answered where the request can be identified and logged; the loop
+keeps going. `check` fails if the loop task has died, so the deployment's health check can have
+Serve replace the replica.
 """
 
 from __future__ import annotations
@@ -22,15 +21,12 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
-from ray import serve
-from ray.serve.handle import DeploymentHandle
 
 from ingress.gateway.protocol.events import GatewayEvent, GenericError
 from ingress.gateway.router import GatewayHandlers, error_events
-from ingress.pipeline_client import pipeline_client
 from serve_app.errors import BusyError, InvalidRequestError
 from serve_app.pipeline.voice_pipeline import VoicePipeline
-from serve_app.settings import Settings, replica_settings
+from serve_app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -186,22 +182,3 @@ class GatewayServer:
 
 def build_gateway(pipeline: VoicePipeline, settings: Settings) -> GatewayServer:
     return GatewayServer(GatewayHandlers(pipeline, settings), settings)
-
-
-@serve.deployment(name="ZmqIngress")
-class ZmqIngress:
-    async def __init__(self, pipeline: DeploymentHandle, settings_overrides: dict[str, Any] | None = None) -> None:
-        settings = replica_settings(settings_overrides)
-        self.server = build_gateway(pipeline_client(pipeline), settings)
-        await self.server.start()
-
-    async def check_health(self) -> None:
-        self.server.check()
-
-    async def stats(self) -> dict[str, Any]:
-        return self.server.stats()
-
-    def __del__(self) -> None:
-        server = getattr(self, "server", None)
-        if server is not None:
-            server.close()

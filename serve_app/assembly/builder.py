@@ -15,7 +15,7 @@ from deployments.pipeline import PipelineDeployment
 from deployments.tts import SynthesizerDeployment
 from deployments.voice_clone import VoiceClonerDeployment
 from deployments.whisper import TranscriberDeployment
-from ingress.gateway.server import ZmqIngress
+from ingress.gateway.deployment import ZmqIngress
 from ingress.http.deployment import HttpIngress
 from serve_app.settings import Settings
 

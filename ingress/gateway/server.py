@@ -23,7 +23,7 @@ import zmq
 import zmq.asyncio
 
 from ingress.gateway.protocol.events import GatewayEvent, GenericError
-from ingress.gateway.router import GatewayHandlers, error_events
+from ingress.gateway.router import GatewayRouter
 from serve_app.errors import BusyError, InvalidRequestError
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
@@ -43,10 +43,10 @@ def parse_frame0(frame: bytes) -> dict[str, Any]:
 
 
 class GatewayServer:
-    """The sockets and the receive loop; what each request means is `GatewayHandlers`' business."""
+    """The sockets and the receive loop; what each request means is the router's business."""
 
-    def __init__(self, handlers: GatewayHandlers, settings: Settings) -> None:
-        self.handlers = handlers
+    def __init__(self, router: GatewayRouter, settings: Settings) -> None:
+        self.router = router
         self.settings = settings
         self.context = zmq.asyncio.Context()
         self.pull: zmq.asyncio.Socket | None = None
@@ -58,8 +58,8 @@ class GatewayServer:
         self.malformed = 0
         self.rejected_busy = 0
         self.published = 0
-        handlers.in_flight = lambda: len(self.tasks)
-        handlers.transport_stats = self.stats
+        router.state.in_flight = lambda: len(self.tasks)
+        router.state.transport_stats = self.stats
 
     async def start(self) -> None:
         s = self.settings
@@ -144,16 +144,16 @@ class GatewayServer:
             if len(self.pings) >= self.settings.zmq_max_in_flight:
                 self.rejected_busy += 1
                 return
-            ping = asyncio.create_task(self.handlers.handle(raw, frames, self.publish))
+            ping = asyncio.create_task(self.router.handle(raw, frames, self.publish))
             self.pings.add(ping)
             ping.add_done_callback(self.pings.discard)
             return
         if len(self.tasks) >= self.settings.zmq_max_in_flight:
             self.rejected_busy += 1
             busy = BusyError(f"translator busy: {len(self.tasks)} requests in flight; retry shortly")
-            self._spawn_side(self._publish_all(error_events(raw, busy)))
+            self._spawn_side(self._publish_all(self.router.error_events(raw, busy)))
             return
-        task = asyncio.create_task(self.handlers.handle(raw, frames, self.publish))
+        task = asyncio.create_task(self.router.handle(raw, frames, self.publish))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -163,7 +163,7 @@ class GatewayServer:
 
     def stats(self) -> dict[str, Any]:
         return {
-            **self.handlers.stats(),
+            **self.router.stats(),
             "malformed": self.malformed,
             "rejectedBusy": self.rejected_busy,
             "published": self.published,
@@ -181,4 +181,4 @@ class GatewayServer:
 
 
 def build_gateway(pipeline: VoicePipeline, settings: Settings) -> GatewayServer:
-    return GatewayServer(GatewayHandlers(pipeline, settings), settings)
+    return GatewayServer(GatewayRouter(pipeline, settings), settings)

@@ -15,8 +15,8 @@ from deployments.synthesis.deployment import SynthesizerDeployment
 from deployments.transcription.deployment import TranscriberDeployment
 from deployments.translation.deployment import TranslatorDeployment
 from deployments.voice_cloning.deployment import VoiceClonerDeployment
+from ingress.gateway.deployment import ZmqIngress
 from ingress.http.deployment import HttpIngress
-from ingress.zmq import ZmqIngress
 from serve_app.settings import Settings
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ingress.zmq import GatewayServer, build_gateway
+from ingress.gateway.server import GatewayServer, build_gateway
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
 from tests.fixtures.fake_stages import FakeStages, started_pipeline

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from ingress.gateway.protocol.requests import AudioSource, VoiceAudioRequest
 from serve_app.errors import InvalidRequestError, PayloadTooLargeError
-from serve_app.gateway_requests import AudioSource
 from serve_app.settings import Settings
 
 
@@ -86,3 +86,13 @@ async def resolve_audio(source: AudioSource, frames: list[bytes], settings: Sett
     if source.audioUrl:
         return await _download(source.audioUrl, settings)
     raise InvalidRequestError("no audio: send a binary frame (binaryFrames.audio), audioBase64, audioPath or audioUrl")
+
+
+async def voice_api_audio(req: VoiceAudioRequest, settings: Settings) -> bytes:
+    """The voice API is JSON only: base64 first, then a path or URL; there are no binary frames to read."""
+    text = req.audioBase64 or req.audioData
+    if text:
+        return decode_base64(text, settings)
+    if req.audioPath or req.audioUrl:
+        return await resolve_audio(AudioSource(audioPath=req.audioPath, audioUrl=req.audioUrl), [], settings)
+    raise InvalidRequestError("audioBase64 is required")

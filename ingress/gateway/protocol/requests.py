@@ -2,8 +2,8 @@
 
 Field names are the gateway's, camelCase, except the voice-profile family, which the old translator
 spoke in snake_case. Unknown extra fields are ignored (the gateway adds some we do not read); a
-field of the wrong type or a missing required one is a validation error the ingress answers with
-the request type's own error event.
+field of the wrong type or a missing required one is a validation error the router answers with
+the request type's own error event. Which model a type validates into is the router's table.
 """
 
 from __future__ import annotations
@@ -19,6 +19,12 @@ ModelType = Literal["basic", "medium", "premium"]
 
 class GatewayModel(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class PingRequest(GatewayModel):
+    """A ping reads nothing but its type: whatever else it carries, it is answered with a pong."""
+
+    type: str = "ping"
 
 
 class BinaryFrameRefs(GatewayModel):
@@ -190,28 +196,5 @@ class VoiceProfileCompareRequest(GatewayModel):
     fingerprint_b: dict[str, Any]
 
 
-VOICE_API_TYPES: dict[str, type[VoiceApiRequest]] = {
-    "voice_translate": VoiceTranslateRequest,
-    "voice_translate_async": VoiceTranslateAsyncRequest,
-    "voice_analyze": VoiceAudioRequest,
-    "voice_compare": VoiceCompareRequest,
-    "voice_profile_get": VoiceProfileApiRequest,
-    "voice_profile_create": VoiceProfileApiRequest,
-    "voice_profile_update": VoiceProfileApiRequest,
-    "voice_profile_delete": VoiceProfileApiRequest,
-    "voice_profile_list": VoiceProfileApiRequest,
-    "voice_job_status": VoiceJobRequest,
-    "voice_job_cancel": VoiceJobRequest,
-    "voice_feedback": VoiceFeedbackRequest,
-    "voice_history": VoiceApiRequest,
-    "voice_stats": VoiceApiRequest,
-    "voice_admin_metrics": VoiceApiRequest,
-    "voice_health": VoiceApiRequest,
-    "voice_languages": VoiceApiRequest,
-}
-
-VOICE_PROFILE_TYPES: dict[str, type[GatewayModel]] = {
-    "voice_profile_analyze": VoiceProfileAnalyzeRequest,
-    "voice_profile_verify": VoiceProfileVerifyRequest,
-    "voice_profile_compare": VoiceProfileCompareRequest,
-}
+# What the router's `<type>_result` reply reads (`request_id`), whichever of the three it is.
+VoiceProfileFamilyRequest = VoiceProfileAnalyzeRequest | VoiceProfileVerifyRequest | VoiceProfileCompareRequest

@@ -1,13 +1,12 @@
-"""ZMQ ingress: the chat gateway's PULL/PUB protocol (PROTOCOL.md §1-2) as a Ray Serve deployment.
+"""The ZMQ door's sockets and receive loop (PROTOCOL.md §1), without Ray, so unit tests run it as is.
 
-One replica, pinned (config: `num_replicas: 1`, `max_replicas_per_node: 1`, head-node resource),
-so the ports never collide. It binds PULL and PUB, reads multipart messages in one asyncio loop
-and hands each request to its own task, bounded by `zmq_max_in_flight`: the loop only parses
-frame 0 and never waits on the pipeline. A request over the budget is answered at once with its
-type's error event (`errorCode` busy / RATE_LIMITED), never with silence. Malformed input (bad
-JSON, random bytes, frames out of range, oversize payloads) is answered where the request can be
-identified and logged; the loop keeps going. `check_health` fails if the loop task has died, so
-Serve replaces the replica.
+It binds PULL and PUB, reads multipart messages in one asyncio loop and hands each request to its
+own task, bounded by `zmq_max_in_flight`: the loop only parses frame 0 and never waits on the
+pipeline. A request over the budget is answered at once with its type's error event (`errorCode`
+busy / RATE_LIMITED), never with silence. Malformed input (bad JSON, random bytes, frames out of
+range, oversize payloads) is answered where the request can be identified and logged; the loop
+keeps going. `check` fails if the loop task has died, so the deployment's health check can have
+Serve replace the replica.
 """
 
 from __future__ import annotations
@@ -22,15 +21,12 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
-from ray import serve
-from ray.serve.handle import DeploymentHandle
 
-from ingress.gateway_handlers import GatewayHandlers, error_events
-from ingress.pipeline_client import pipeline_client
+from ingress.gateway.protocol.events import GatewayEvent, GenericError
+from ingress.gateway.router import GatewayRouter
 from serve_app.errors import BusyError, InvalidRequestError
-from serve_app.gateway_events import GatewayEvent, GenericError
 from serve_app.pipeline.voice_pipeline import VoicePipeline
-from serve_app.settings import Settings, replica_settings
+from serve_app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +43,10 @@ def parse_frame0(frame: bytes) -> dict[str, Any]:
 
 
 class GatewayServer:
-    """The sockets and the receive loop; what each request means is `GatewayHandlers`' business."""
+    """The sockets and the receive loop; what each request means is the router's business."""
 
-    def __init__(self, handlers: GatewayHandlers, settings: Settings) -> None:
-        self.handlers = handlers
+    def __init__(self, router: GatewayRouter, settings: Settings) -> None:
+        self.router = router
         self.settings = settings
         self.context = zmq.asyncio.Context()
         self.pull: zmq.asyncio.Socket | None = None
@@ -62,8 +58,8 @@ class GatewayServer:
         self.malformed = 0
         self.rejected_busy = 0
         self.published = 0
-        handlers.in_flight = lambda: len(self.tasks)
-        handlers.transport_stats = self.stats
+        router.state.in_flight = lambda: len(self.tasks)
+        router.state.transport_stats = self.stats
 
     async def start(self) -> None:
         s = self.settings
@@ -148,16 +144,16 @@ class GatewayServer:
             if len(self.pings) >= self.settings.zmq_max_in_flight:
                 self.rejected_busy += 1
                 return
-            ping = asyncio.create_task(self.handlers.handle(raw, frames, self.publish))
+            ping = asyncio.create_task(self.router.handle(raw, frames, self.publish))
             self.pings.add(ping)
             ping.add_done_callback(self.pings.discard)
             return
         if len(self.tasks) >= self.settings.zmq_max_in_flight:
             self.rejected_busy += 1
             busy = BusyError(f"translator busy: {len(self.tasks)} requests in flight; retry shortly")
-            self._spawn_side(self._publish_all(error_events(raw, busy)))
+            self._spawn_side(self._publish_all(self.router.error_events(raw, busy)))
             return
-        task = asyncio.create_task(self.handlers.handle(raw, frames, self.publish))
+        task = asyncio.create_task(self.router.handle(raw, frames, self.publish))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -167,7 +163,7 @@ class GatewayServer:
 
     def stats(self) -> dict[str, Any]:
         return {
-            **self.handlers.stats(),
+            **self.router.stats(),
             "malformed": self.malformed,
             "rejectedBusy": self.rejected_busy,
             "published": self.published,
@@ -185,23 +181,4 @@ class GatewayServer:
 
 
 def build_gateway(pipeline: VoicePipeline, settings: Settings) -> GatewayServer:
-    return GatewayServer(GatewayHandlers(pipeline, settings), settings)
-
-
-@serve.deployment(name="ZmqIngress")
-class ZmqIngress:
-    async def __init__(self, pipeline: DeploymentHandle, settings_overrides: dict[str, Any] | None = None) -> None:
-        settings = replica_settings(settings_overrides)
-        self.server = build_gateway(pipeline_client(pipeline), settings)
-        await self.server.start()
-
-    async def check_health(self) -> None:
-        self.server.check()
-
-    async def stats(self) -> dict[str, Any]:
-        return self.server.stats()
-
-    def __del__(self) -> None:
-        server = getattr(self, "server", None)
-        if server is not None:
-            server.close()
+    return GatewayServer(GatewayRouter(pipeline, settings), settings)

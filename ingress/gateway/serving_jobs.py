@@ -1,0 +1,104 @@
+"""Async voice jobs on the voice API: `voice_translate_async`, job status and cancel, the user's history.
+
+The async request acks with a job id and returns: the job runs as its own task, bounded separately
+(`zmq_max_in_flight` running jobs), so long jobs and their webhook retries never hold the request
+slots that text translations need. The job reports `voice_job_progress`, then exactly one
+`voice_translation_completed` / `voice_translation_failed` (a cancel included), which is also
+POSTed to the webhook when one was given. Status, cancel and history return their `result`; the
+router wraps it in `voice_api_success`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ingress.gateway.context import Call
+from ingress.gateway.errors import voice_api_error_code
+from ingress.gateway.jobs import JobRegistry, VoiceJobRecord, deliver_webhook
+from ingress.gateway.protocol.events import VoiceApiSuccess, VoiceJobFinished, VoiceJobProgress
+from ingress.gateway.protocol.requests import VoiceApiRequest, VoiceJobRequest, VoiceTranslateAsyncRequest
+from ingress.gateway.rendering import voice_result_json
+from ingress.gateway.voice_inputs import voice_job
+from serve_app.domain.voice import VoiceJob
+from serve_app.errors import BusyError, ServiceError, as_service_error
+from serve_app.pipeline.voice_pipeline import VoicePipeline
+from serve_app.settings import Settings
+
+
+class ServingJobs:
+    def __init__(self, pipeline: VoicePipeline, settings: Settings, jobs: JobRegistry) -> None:
+        self.pipeline = pipeline
+        self.settings = settings
+        self.jobs = jobs
+
+    async def translate_async(self, req: VoiceTranslateAsyncRequest, call: Call) -> None:
+        """Publishes its own ack (processingTimeMs 0) before the job's first progress event."""
+        job_input = await voice_job(req, self.settings)  # a bad request fails now, before a job id is handed out
+        if len(self.jobs.tasks) >= self.settings.zmq_max_in_flight:
+            raise BusyError(f"{len(self.jobs.tasks)} voice jobs running; retry shortly")
+        job = self.jobs.create(req.taskId, req.userId, job_input.target_languages)
+        self.jobs.attach(job, asyncio.create_task(self._job_task(req, job, job_input, call)))
+        await call.publish(VoiceApiSuccess(taskId=req.taskId, requestType=req.type,
+                                           result={"jobId": job.jobId, "status": "pending"}, processingTimeMs=0), ())
+
+    async def status(self, req: VoiceJobRequest, call: Call) -> dict[str, Any]:
+        return self.jobs.get(req.jobId).public()
+
+    async def cancel(self, req: VoiceJobRequest, call: Call) -> dict[str, Any]:
+        return self.jobs.cancel(req.jobId).public()
+
+    async def history(self, req: VoiceApiRequest, call: Call) -> dict[str, Any]:
+        return {"userId": req.userId, "jobs": self.jobs.history(req.userId)}
+
+    async def _job_task(self, req: VoiceTranslateAsyncRequest, job: VoiceJobRecord, job_input: VoiceJob,
+                        call: Call) -> None:
+        try:
+            final = await self._run_job(req, job, job_input, call)
+        except asyncio.CancelledError:
+            final = VoiceJobFinished(type="voice_translation_failed", taskId=req.taskId, jobId=job.jobId,
+                                     status="cancelled", userId=req.userId, error="the job was cancelled",
+                                     errorCode="CANCELLED")
+            await call.publish(final, ())
+            return  # the cancel is complete and reported
+        if req.webhookUrl:
+            await deliver_webhook(req.webhookUrl, {**final.to_wire(), "callbackMetadata": req.callbackMetadata},
+                                  self.settings.webhook_attempts, self.settings.webhook_timeout_s)
+
+    async def _run_job(self, req: VoiceTranslateAsyncRequest, job: VoiceJobRecord, job_input: VoiceJob,
+                       call: Call) -> VoiceJobFinished:
+        async def progress(value: int, step: str) -> None:
+            self.jobs.update(job, status="processing", progress=value, currentStep=step)
+            await call.publish(VoiceJobProgress(taskId=req.taskId, jobId=job.jobId, progress=value,
+                                                currentStep=step), ())
+
+        n = len(job_input.target_languages)
+        done = 0
+        await progress(5, "transcribing")
+        try:
+            async for event in self.pipeline.process_voice(job_input):
+                if event.kind == "transcription":
+                    await progress(30, "translating")
+                elif event.kind in ("language", "language_failed"):
+                    done += 1
+                    lang = (event.language or event.failure).target_language  # type: ignore[union-attr]
+                    await progress(30 + int(65 * done / n), f"language {lang} done")
+                elif event.kind == "completed" and event.result is not None:
+                    result = voice_result_json(event.result, req.userId)
+                    self.jobs.update(job, status="completed", progress=100, currentStep="completed", result=result)
+                    final = VoiceJobFinished(type="voice_translation_completed", taskId=req.taskId, jobId=job.jobId,
+                                             status="completed", userId=req.userId, result=result)
+                    await call.publish(final, ())
+                    return final
+            raise ServiceError("the pipeline ended without a result")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the job fails with its reason, the loop goes on
+            err = as_service_error(exc)
+            self.jobs.update(job, status="failed", currentStep="failed", error=err.message,
+                             errorCode=voice_api_error_code(err))
+            final = VoiceJobFinished(type="voice_translation_failed", taskId=req.taskId, jobId=job.jobId,
+                                     status="failed", userId=req.userId, error=err.message,
+                                     errorCode=voice_api_error_code(err))
+            await call.publish(final, ())
+            return final

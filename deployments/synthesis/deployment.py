@@ -10,13 +10,13 @@ from ray import serve
 from deployments.synthesis.service import SynthesisService
 from deployments.synthesis.synthesizer import Synthesizer
 from serve_app.domain.voice import SpeechClip
-from serve_app.settings import replica_settings, resolve_device
+from serve_app.settings import TtsSettings, replica_settings, resolve_device
 
 
 @serve.deployment(name="Synthesizer")
 class SynthesizerDeployment:
     def __init__(self, settings_overrides: dict[str, Any] | None = None) -> None:
-        settings = replica_settings(settings_overrides)
+        settings = replica_settings(settings_overrides, TtsSettings)
         synthesizer = Synthesizer.from_config(
             settings.tts_chains,
             cache_dir=settings.cache_dir,

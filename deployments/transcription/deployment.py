@@ -10,13 +10,13 @@ from ray import serve
 from deployments.transcription.transcriber import Transcriber
 from serve_app.audio import pcm_from_bytes
 from serve_app.domain.transcription import Transcription
-from serve_app.settings import replica_settings, resolve_device
+from serve_app.settings import WhisperSettings, replica_settings, resolve_device
 
 
 @serve.deployment(name="Transcriber")
 class TranscriberDeployment:
     def __init__(self, settings_overrides: dict[str, Any] | None = None) -> None:
-        settings = replica_settings(settings_overrides)
+        settings = replica_settings(settings_overrides, WhisperSettings)
         self.transcriber = Transcriber(
             settings.whisper_model,
             cache_dir=settings.cache_dir,

@@ -15,7 +15,7 @@ from deployments.translation.service import TranslationService
 from deployments.translation.translator import Translator
 from serve_app.domain.translation import TranslationResult
 from serve_app.errors import ServiceError
-from serve_app.settings import replica_settings, resolve_device
+from serve_app.settings import TranslatorSettings, replica_settings, resolve_device
 
 TranslationItem = tuple[str, str, str]
 
@@ -23,7 +23,7 @@ TranslationItem = tuple[str, str, str]
 @serve.deployment(name="Translator")
 class TranslatorDeployment:
     def __init__(self, settings_overrides: dict[str, Any] | None = None) -> None:
-        settings = replica_settings(settings_overrides)
+        settings = replica_settings(settings_overrides, TranslatorSettings)
         translator = Translator.from_config(
             settings.translator_backend,
             settings.translator_model,

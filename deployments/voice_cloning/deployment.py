@@ -10,13 +10,13 @@ from ray import serve
 from deployments.voice_cloning.service import CloningService
 from deployments.voice_cloning.voice_cloner import VoiceCloner
 from serve_app.domain.voice import ConvertedClip, SpeechClip
-from serve_app.settings import replica_settings, resolve_device
+from serve_app.settings import VoiceCloneSettings, replica_settings, resolve_device
 
 
 @serve.deployment(name="VoiceCloner")
 class VoiceClonerDeployment:
     def __init__(self, settings_overrides: dict[str, Any] | None = None) -> None:
-        settings = replica_settings(settings_overrides)
+        settings = replica_settings(settings_overrides, VoiceCloneSettings)
         cloner = VoiceCloner.from_config(
             settings.voice_clone_backend, cache_dir=settings.cache_dir, device=resolve_device(settings.device)
         )

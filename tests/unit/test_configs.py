@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
@@ -55,3 +56,11 @@ def test_zmq_ingress_is_a_single_pinned_replica_in_both_profiles() -> None:
         zmq = deployments(name)["ZmqIngress"]
         assert zmq["num_replicas"] == 1 and "autoscaling_config" not in zmq, name
     assert deployments("serve_config.yaml")["ZmqIngress"]["max_replicas_per_node"] == 1
+
+
+@pytest.mark.parametrize("name", ["serve_config.yaml", "serve_config.local.yaml"])
+def test_every_deployment_bounds_its_queue(name: str) -> None:
+    """A flood is answered at once (Serve's back-pressure 503) instead of growing a queue for ever."""
+    config = yaml.safe_load((ROOT / name).read_text())
+    for deployment in config["applications"][0]["deployments"]:
+        assert deployment.get("max_queued_requests", -1) > 0, deployment["name"]

@@ -77,6 +77,31 @@ class BusyError(ServiceError):
     status = 429
 
 
+class AuthenticationError(ServiceError):
+    """No key, or a key nobody issued (HTTP 401)."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class ForbiddenError(ServiceError):
+    """A known caller asking for what its role or user does not cover (HTTP 403)."""
+
+    code = "forbidden"
+    status = 403
+
+
+class RateLimitedError(ServiceError):
+    """Too many requests for this principal or user; `retry_after_s` says when to come back."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after_s: float, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = max(0.0, float(retry_after_s))
+
+
 class TranscriptionError(ServiceError):
     code = "transcription_failed"
 

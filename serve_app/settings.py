@@ -11,13 +11,14 @@ unprefixed names.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BeforeValidator, Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_TTS_CHAINS: dict[str, list[str]] = {
     "en": ["piper", "kokoro", "espeak"],
@@ -25,6 +26,19 @@ DEFAULT_TTS_CHAINS: dict[str, list[str]] = {
 }
 _CONFIG = SettingsConfigDict(env_prefix="TRANSLATOR_", extra="ignore")
 SectionT = TypeVar("SectionT", bound=BaseSettings)
+
+
+def _comma_separated(value: Any) -> Any:
+    """`a, b` (what an operator types in an env variable) or a JSON list."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_separated)]
 
 
 class RuntimeSettings(BaseSettings):
@@ -95,6 +109,19 @@ class LimitsSettings(BaseSettings):
     max_target_languages: int = Field(default=10, ge=1)
     min_audio_seconds: float = Field(default=0.3, ge=0)
     output_format: str = Field(default="mp3", description="mp3 | ogg | wav")
+    max_preview_languages: int = Field(default=5, ge=1, description="Voice previews one analysis may ask for.")
+    max_http_body_bytes: int = Field(
+        default=12 * 1024 * 1024, ge=1024, description="Whole HTTP request body, refused before it is spooled."
+    )
+    max_json_frame_bytes: int = Field(default=1024 * 1024, ge=1024, description="ZMQ frame 0, checked before parsing.")
+    max_json_depth: int = Field(default=32, ge=2, description="Nesting depth of ZMQ frame 0, checked before parsing.")
+    max_voice_profile_frame_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="A forwarded voiceProfile/embedding frame, before decoding."
+    )
+    max_voice_profile_decompressed_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="The same frame once decompressed (npz members summed)."
+    )
+    max_feedback_comment_chars: int = Field(default=2000, ge=0)
 
 
 class GatewaySettings(BaseSettings):
@@ -118,6 +145,46 @@ class GatewaySettings(BaseSettings):
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_attempts: int = Field(default=3, ge=1, le=10)
     max_jobs: int = Field(default=1000, ge=1, description="Async voice jobs remembered for status queries.")
+    zmq_allowed_peers: CommaList = Field(
+        default_factory=list,
+        description="CIDRs whose ZMQ connections are accepted (ZAP, NULL mechanism); empty = loopback binds only.",
+    )
+    zmq_curve_secret_key_file: Path | None = Field(
+        default=None, description="Server CURVE key pair (zmq.auth certificate file with the secret key)."
+    )
+    zmq_curve_clients_dir: Path | None = Field(
+        default=None, description="Folder of allowed client public certificates; unset = any client with CURVE."
+    )
+    outbound_allowed_hosts: CommaList = Field(
+        default_factory=list,
+        description="Hosts audioUrl and webhooks may reach even on loopback/private/link-local addresses.",
+    )
+    webhook_secret: str | None = Field(
+        default=None, description="Standard Webhooks signing secret (whsec_<base64>); unset = webhooks are refused."
+    )
+
+
+class SecuritySettings(BaseSettings):
+    """Who may call: API keys and their roles, CORS, rate limits (SECURITY.md)."""
+
+    model_config = _CONFIG
+
+    auth: Literal["required", "optional", "disabled"] = Field(
+        default="required",
+        description="required: refuse to start without keys; optional: enforce keys when configured, run open "
+        "(and say so) when none are (the embedded loopback profile); disabled: never check (on purpose only).",
+    )
+    api_keys: CommaList = Field(
+        default_factory=list, description="Comma-separated keys with the `service` role (like vLLM's --api-key)."
+    )
+    api_keys_file: Path | None = Field(
+        default=None, description="JSON keys file: [{name, sha256, role: admin|service|user, user_id?}]."
+    )
+    cors_allowed_origins: CommaList = Field(
+        default_factory=list, description="Browser origins allowed (comma-separated); none by default."
+    )
+    rate_limit: str = Field(default="600/minute", description="Per principal (a key, or a ZMQ peer), `limits` syntax.")
+    rate_limit_per_user: str = Field(default="120/minute", description="Per userId a service acts for.")
 
 
 class StoreSettings(BaseSettings):
@@ -147,10 +214,21 @@ class StoreSettings(BaseSettings):
     voice_profile_old_weight: float = Field(default=0.7, ge=0, le=1, description="Weight of the old embedding.")
     voice_profile_recalibration_days: float = Field(default=30.0, gt=0)
     voice_profile_recalibration_interval_s: float = Field(default=3600.0, gt=0)
+    voice_profile_max_training_samples: int = Field(
+        default=50, ge=1, description="trainingAudioSamples kept per profile (the most recent)."
+    )
+    voice_profile_pending_ttl_days: float = Field(default=30.0, gt=0, description="Pending samples expire after this.")
 
 
 class Settings(
-    WhisperSettings, TranslatorSettings, TtsSettings, VoiceCloneSettings, LimitsSettings, GatewaySettings, StoreSettings
+    WhisperSettings,
+    TranslatorSettings,
+    TtsSettings,
+    VoiceCloneSettings,
+    LimitsSettings,
+    GatewaySettings,
+    SecuritySettings,
+    StoreSettings,
 ):
     """The whole service: what the Pipeline and the doors read."""
 

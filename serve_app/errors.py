@@ -7,20 +7,41 @@ onto an HTTP 4xx/5xx.
 
 from __future__ import annotations
 
+import logging
+import secrets
+
+log = logging.getLogger(__name__)
+
+
+def new_error_id() -> str:
+    """A short reference a client can quote and an operator can grep the logs for."""
+    return "err_" + secrets.token_hex(6)
+
 
 class ServiceError(Exception):
-    """Base class: `code` is what the wire reports, `status` what HTTP answers."""
+    """Base class: `code` is what the wire reports, `status` what HTTP answers.
+
+    `message` is written for clients: it never carries a driver's or the OS's own text (hosts,
+    paths, stack traces). When something internal went wrong, `error_id` names the log line that
+    holds the details; the doors render it as the answer's `requestId`. None for an ordinary
+    client error, whose message says all there is.
+    """
 
     code: str = "processing_failed"
     status: int = 500
+    error_id: str | None = None
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, status: int | None = None, error_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         if status is not None:
             self.status = status
+        if error_id is not None:
+            self.error_id = error_id
 
 
 class InvalidRequestError(ServiceError):
@@ -125,11 +146,31 @@ class NotFoundError(ServiceError):
     status = 404
 
 
+_LOGGED_ID = "_service_error_id"
+
+
 def as_service_error(exc: BaseException, default_code: str = "processing_failed") -> ServiceError:
-    """Unwrap Ray's task errors so the original code and status survive the hop between replicas."""
+    """What a client may see of `exc`.
+
+    A ServiceError (also one that crossed a Ray hop, as the `.cause` of a task error) keeps its own
+    code, status and message. Anything else is unexpected: the client gets
+    ``internal error (ref <id>)`` with `default_code`, status 500 and `error_id` set, and the whole
+    exception (type, message, traceback) is logged at ERROR under that id, once per exception
+    however many layers convert it.
+    """
     cause = getattr(exc, "cause", None)
     if isinstance(cause, ServiceError):
         return cause
     if isinstance(exc, ServiceError):
         return exc
-    return ServiceError(f"{type(exc).__name__}: {exc}", code=default_code)
+    error_id = getattr(exc, _LOGGED_ID, None)
+    if not isinstance(error_id, str):
+        error_id = new_error_id()
+        inner = cause if isinstance(cause, BaseException) else exc
+        log.error("internal error %s: %s: %s", error_id, type(inner).__name__, inner,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        try:
+            setattr(exc, _LOGGED_ID, error_id)
+        except (AttributeError, TypeError):  # pragma: no cover - an exception type with __slots__
+            pass
+    return ServiceError(f"internal error (ref {error_id})", code=default_code, error_id=error_id)

@@ -6,7 +6,7 @@ The HTTP routes and the gateway's voice-profile family speak snake_case, the ZMQ
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -54,7 +54,11 @@ class VoiceMatch(WireModel):
 
 
 class VoiceVerification(VoiceMatch):
+    """`verified_against`: the user's stored profile whenever one exists, else the fingerprint the
+    caller sent (only for a user with no stored profile)."""
+
     user_id: str
+    verified_against: Literal["stored_profile", "fingerprint"] = "stored_profile"
 
 
 class VoiceComparison(VoiceMatch):

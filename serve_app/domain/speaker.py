@@ -5,6 +5,12 @@ The reference crosses process boundaries (Ray replicas, Redis, MongoDB), so it s
 message from the network must never be able to run code. Two embedding codecs exist on purpose,
 named for what they write: ``.npy`` (self-describing, what a forwarded message carries) and raw
 float32 (what the profile stores keep). ``cosine`` is the one similarity every report uses.
+
+Bytes from a client are bounded before they are decoded (`reference_from_wire`): the frame's own
+size, then the npz members' uncompressed sizes as the zip directory declares them (a zip bomb is
+refused before one member is inflated), then each ``.npy`` header, whose declared shape must match
+the bytes actually present (a small member can never make us allocate a large array). ``.npy``
+data is parsed here, not by ``np.load``, so no object dtype and no pickle can ever be reached.
 """
 
 from __future__ import annotations
@@ -12,14 +18,17 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import lzma
 import math
+import struct
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_serializer, field_validator, model_validator
 
-from serve_app.errors import InvalidRequestError
+from serve_app.errors import InvalidRequestError, PayloadTooLargeError
 
 EMBEDDING_MODEL = "resemblyzer-ge2e-256"
 EMBEDDING_DIM = 256
@@ -31,6 +40,13 @@ ENVELOPE_HZ = np.geomspace(80.0, 7600.0, 64).astype(np.float32)
 _ARRAY_FIELDS = ("embedding", "envelope_db", "envelope_hz", "tone_color")
 _FLOAT_FIELDS = ("log_f0_mean", "log_f0_std")
 _STR_FIELDS = ("embedding_model", "tone_color_model")
+_INT_FIELDS = ("duration_ms", "format_version")
+_KNOWN_MEMBERS = frozenset((*_ARRAY_FIELDS, *_FLOAT_FIELDS, *_STR_FIELDS, *_INT_FIELDS))
+# Our own npz has at most 10 members; anything with many more is not one of ours.
+MAX_NPZ_MEMBERS = 16
+_MAX_NPY_HEADER = 1024
+_BAD_ZIP = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError, NotImplementedError,
+            ValueError, struct.error, zlib.error, lzma.LZMAError)
 
 
 class SpeakerReference(BaseModel):
@@ -123,42 +139,132 @@ class SpeakerReference(BaseModel):
         return buf.getvalue()
 
     @classmethod
-    def from_npz_bytes(cls, data: bytes) -> SpeakerReference:
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                raw = {name: npz[name] for name in npz.files}
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-            raise InvalidRequestError(f"speaker reference is not a valid .npz blob: {exc}") from exc
-        version = int(raw.pop("format_version", np.array(FORMAT_VERSION)))
-        if version != FORMAT_VERSION:
-            raise InvalidRequestError(f"unsupported speaker reference format version {version}")
+    def from_npz_bytes(
+        cls, data: bytes, *, max_bytes: int | None = None, max_decompressed_bytes: int | None = None
+    ) -> SpeakerReference:
+        """Read our npz. The limits apply to bytes from a client (None: a blob this service wrote):
+        ``max_bytes`` on the blob itself, ``max_decompressed_bytes`` on the sum of its members'
+        uncompressed sizes, read from the zip directory before any member is inflated."""
+        raw = _npz_members(data, max_bytes=max_bytes, max_decompressed_bytes=max_decompressed_bytes)
         fields: dict[str, Any] = {}
-        for name, value in raw.items():
-            if name in _ARRAY_FIELDS:
-                fields[name] = value
-            elif name in _FLOAT_FIELDS:
-                fields[name] = float(value)
-            elif name in _STR_FIELDS:
-                fields[name] = str(value)
-            elif name == "duration_ms":
-                fields[name] = int(value)
+        try:
+            version = int(raw.pop("format_version", np.array(FORMAT_VERSION)))
+            if version != FORMAT_VERSION:
+                raise InvalidRequestError(f"unsupported speaker reference format version {version}")
+            for name, value in raw.items():
+                if name in _ARRAY_FIELDS:
+                    if value.dtype.kind not in "fiu":
+                        raise InvalidRequestError(f"speaker reference field {name} must hold numbers")
+                    fields[name] = value
+                elif name in _FLOAT_FIELDS:
+                    fields[name] = float(value)
+                elif name in _STR_FIELDS:
+                    fields[name] = str(value)
+                elif name == "duration_ms":
+                    fields[name] = int(value)
+        except (TypeError, ValueError) as exc:  # e.g. a vector where a scalar belongs
+            raise InvalidRequestError("speaker reference has a field of the wrong shape or type") from exc
         if "embedding" not in fields:
             raise InvalidRequestError("speaker reference has no embedding")
         try:
             return cls(**fields)
         except ValueError as exc:
-            raise InvalidRequestError(f"invalid speaker reference: {exc}") from exc
+            raise InvalidRequestError(f"invalid speaker reference: {_first_error(exc)}") from exc
 
     def to_base64(self) -> str:
         return base64.b64encode(self.to_npz_bytes()).decode("ascii")
 
     @classmethod
-    def from_base64(cls, text: str) -> SpeakerReference:
+    def from_base64(
+        cls, text: str, *, max_bytes: int | None = None, max_decompressed_bytes: int | None = None
+    ) -> SpeakerReference:
+        if max_bytes is not None and len(text) > 4 * (max_bytes // 3 + 1):
+            raise PayloadTooLargeError(f"speaker reference is over {max_bytes} bytes")
         try:
             data = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise InvalidRequestError(f"speaker reference is not valid base64: {exc}") from exc
-        return cls.from_npz_bytes(data)
+            raise InvalidRequestError("speaker reference is not valid base64") from exc
+        return cls.from_npz_bytes(data, max_bytes=max_bytes, max_decompressed_bytes=max_decompressed_bytes)
+
+
+def _first_error(exc: ValueError) -> str:
+    """A pydantic error's first message alone (no input echo, no documentation links)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            first = errors(include_url=False, include_input=False)[0]
+            return str(first.get("msg", "invalid value"))
+        except (IndexError, TypeError):
+            return "invalid value"
+    return str(exc)[:200]
+
+
+def _check_size(data: bytes, max_bytes: int | None, what: str) -> None:
+    if max_bytes is not None and len(data) > max_bytes:
+        raise PayloadTooLargeError(f"{what} is {len(data)} bytes; the limit is {max_bytes}")
+
+
+def array_from_npy(data: bytes, what: str = "array") -> np.ndarray:
+    """Parse ``.npy`` bytes without ``np.load``: versions 1.0/2.0, no object dtype, and the shape the
+    header declares must account for exactly the bytes that follow it, so the array allocated is
+    never larger than the input. Returns a writable copy."""
+    fp = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp, max_header_size=_MAX_NPY_HEADER)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp, max_header_size=_MAX_NPY_HEADER)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except (ValueError, EOFError, SyntaxError) as exc:
+        raise InvalidRequestError(f"{what} is not valid .npy data") from exc
+    if dtype.hasobject:
+        raise InvalidRequestError(f"{what} holds Python objects; only numbers and text are accepted")
+    if any(int(n) < 0 for n in shape):
+        raise InvalidRequestError(f"{what} declares a negative dimension")
+    count = math.prod(int(n) for n in shape)
+    body = data[fp.tell():]
+    if count * dtype.itemsize != len(body):
+        raise InvalidRequestError(f"{what}: its header declares {count} values of {dtype.itemsize} bytes, "
+                                  f"but {len(body)} bytes follow")
+    try:
+        flat = np.frombuffer(body, dtype=dtype, count=count)
+        return flat.reshape(shape, order="F" if fortran else "C").copy()
+    except ValueError as exc:  # e.g. a zero-size dtype
+        raise InvalidRequestError(f"{what} has an unusable dtype or shape") from exc
+
+
+def _npz_members(
+    data: bytes, *, max_bytes: int | None, max_decompressed_bytes: int | None
+) -> dict[str, np.ndarray]:
+    """The known members of an npz blob, bounded before anything is inflated (see the module doc).
+
+    Unknown members are not read (their declared sizes still count). A member whose stream inflates
+    past the size the directory declared is cut off there by ``zipfile`` and then fails its CRC.
+    """
+    _check_size(data, max_bytes, "speaker reference")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+            if len(infos) > MAX_NPZ_MEMBERS:
+                raise InvalidRequestError(f"speaker reference has {len(infos)} members; at most {MAX_NPZ_MEMBERS}")
+            declared = sum(info.file_size for info in infos)
+            if max_decompressed_bytes is not None and declared > max_decompressed_bytes:
+                raise PayloadTooLargeError(
+                    f"speaker reference unpacks to {declared} bytes; the limit is {max_decompressed_bytes}"
+                )
+            members: dict[str, np.ndarray] = {}
+            for info in infos:
+                name = info.filename.removesuffix(".npy")
+                if name not in _KNOWN_MEMBERS:
+                    continue
+                with archive.open(info) as fh:
+                    raw = fh.read(info.file_size + 1)
+                members[name] = array_from_npy(raw, f"speaker reference field {name}")
+            return members
+    except _BAD_ZIP as exc:  # a corrupt, encrypted or oddly compressed archive is the sender's problem
+        raise InvalidRequestError("speaker reference is not a valid .npz blob") from exc
 
 
 def embedding_to_npy(vec: np.ndarray) -> bytes:
@@ -169,32 +275,49 @@ def embedding_to_npy(vec: np.ndarray) -> bytes:
 
 
 def embedding_from_npy(data: bytes) -> np.ndarray:
-    """Read ``.npy`` bytes (never pickle) back into a float32 vector."""
-    try:
-        vec = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InvalidRequestError(f"embedding is not valid .npy bytes: {exc}") from exc
+    """Read ``.npy`` bytes (never pickle, never more than the bytes given) into a float32 vector."""
+    vec = array_from_npy(data, "embedding")
     if vec.dtype.kind != "f":
         raise InvalidRequestError(f"embedding must hold floats, got dtype {vec.dtype}")
     return np.asarray(vec, dtype=np.float32).reshape(-1)
 
 
-def reference_from_wire(data: bytes) -> SpeakerReference:
+def reference_from_wire(data: bytes, *, max_bytes: int, max_decompressed_bytes: int) -> SpeakerReference:
     """A reference as a client sends it back: our own npz, an ``.npy`` embedding, or raw float32.
 
     The gateway stores the `embedding` frame of `audio_process_completed` and returns it as the
-    `voiceProfile` frame of a forwarded message; other producers send the bare vector.
+    `voiceProfile` frame of a forwarded message; other producers send the bare vector. Bounded
+    before decoding (``max_bytes`` on the frame, ``max_decompressed_bytes`` on the npz members'
+    declared sizes; the settings' ``max_voice_profile_frame_bytes`` and
+    ``max_voice_profile_decompressed_bytes``); the embedding must have exactly EMBEDDING_DIM
+    values (a raw frame: exactly EMBEDDING_DIM little-endian float32). CPU work: call it from a
+    thread, not the event loop.
     """
+    _check_size(data, max_bytes, "voice profile frame")
     if data[:2] == b"PK":
-        return SpeakerReference.from_npz_bytes(data)
-    if data[:6] == b"\x93NUMPY":
-        return SpeakerReference(embedding=embedding_from_npy(data))
-    if not data or len(data) % 4:
-        raise InvalidRequestError(f"voice profile frame of {len(data)} bytes is neither npz, npy nor float32")
-    try:
-        return SpeakerReference(embedding=np.frombuffer(data, dtype="<f4"))
-    except ValueError as exc:
-        raise InvalidRequestError(f"voice profile frame holds no usable embedding: {exc}") from exc
+        reference = SpeakerReference.from_npz_bytes(
+            data, max_bytes=max_bytes, max_decompressed_bytes=max_decompressed_bytes
+        )
+    else:
+        if data[:6] == b"\x93NUMPY":
+            vector = embedding_from_npy(data)
+        elif len(data) == 4 * EMBEDDING_DIM:
+            vector = np.frombuffer(data, dtype="<f4")
+        else:
+            raise InvalidRequestError(
+                f"voice profile frame of {len(data)} bytes is neither npz, npy nor {EMBEDDING_DIM} float32"
+            )
+        if vector.size != EMBEDDING_DIM:
+            raise InvalidRequestError(f"voice profile embedding has {vector.size} values; expected {EMBEDDING_DIM}")
+        try:
+            reference = SpeakerReference(embedding=vector)
+        except ValueError as exc:
+            raise InvalidRequestError(f"voice profile frame holds no usable embedding: {_first_error(exc)}") from exc
+    if reference.embedding.size != EMBEDDING_DIM:
+        raise InvalidRequestError(
+            f"voice profile embedding has {reference.embedding.size} values; expected {EMBEDDING_DIM}"
+        )
+    return reference
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -48,7 +48,7 @@ def embedding_of_fingerprint(fingerprint: dict[str, Any] | None, what: str) -> n
     try:
         return embedding_from_float32(base64.b64decode(data, validate=True))
     except (ValueError, TypeError) as exc:
-        raise InvalidRequestError(f"{what}.embedding_data is not a base64 float32 embedding: {exc}") from exc
+        raise InvalidRequestError(f"{what}.embedding_data is not a base64 float32 embedding") from exc
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> tuple[bool, float]:
@@ -177,13 +177,26 @@ class ProfileOps:
     async def profile_verify(
         self, audio: bytes, user_id: str, fingerprint: dict[str, Any] | None = None
     ) -> VoiceVerification:
-        if fingerprint and (fingerprint.get("embedding_data") or fingerprint.get("embedding")):
-            reference = embedding_of_fingerprint(fingerprint, "existing_fingerprint")
+        """Does `audio` sound like `user_id`? Measured against the user's *stored* profile whenever
+        there is one: a caller-supplied fingerprint is then ignored, so nobody can verify as a user
+        by sending audio together with a fingerprint of that same audio. The fingerprint is used
+        only when the user has no stored profile (the gateway keeps its own copy of a fingerprint
+        that `profile_analyze` returned) or no profile store is configured. A store that does not
+        answer is a 503, never a fall-back to the caller's fingerprint."""
+        has_fingerprint = bool(fingerprint and (fingerprint.get("embedding_data") or fingerprint.get("embedding")))
+        stored = None
+        if self.profiles is not None or not has_fingerprint:
+            stored = await self._manager().get(user_id)  # no store and no fingerprint: 503
+        if stored is not None:
+            reference, against = stored.vector(), "stored_profile"
+        elif has_fingerprint:
+            reference, against = embedding_of_fingerprint(fingerprint, "existing_fingerprint"), "fingerprint"
         else:
-            reference = (await self._require_profile(user_id)).vector()
+            raise ProfileNotFoundError(f"user {user_id!r} has no voice profile")
         analysis = await self.analyze_voice(audio, False)
         is_match, score = similarity(np.asarray(analysis.embedding, dtype=np.float32), reference)
-        return VoiceVerification(user_id=user_id, is_match=is_match, similarity_score=score)
+        return VoiceVerification(user_id=user_id, is_match=is_match, similarity_score=score,
+                                 verified_against=against)
 
     async def profile_compare(self, fingerprint_a: dict[str, Any], fingerprint_b: dict[str, Any]) -> VoiceMatch:
         is_match, score = similarity(embedding_of_fingerprint(fingerprint_a, "fingerprint_a"),

@@ -24,7 +24,7 @@ from serve_app.errors import TranscriptionError, as_service_error
 from serve_app.languages import normalize_language
 from serve_app.pipeline.stages import Stages
 from serve_app.settings import Settings
-from serve_app.stores.translation_cache import TranslationCache
+from serve_app.stores.translation_cache import TranslationCache, audio_digest
 from serve_app.voice_characteristics import measure_voice
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,14 @@ class SpeechOps:
         return await self.transcribe_cached(pcm_to_bytes(decoded.samples), hint, attachment_id)
 
     async def transcribe_cached(self, pcm: bytes, language: str | None, attachment_id: str | None) -> Transcription:
-        """Whisper once per attachment: a retried message reads `audio:transcription:{attachmentId}`."""
+        """Whisper once per attachment and audio: a retried message (same attachment id, same audio)
+        reads `audio:transcription:{attachmentId}:{sha256(pcm)[:32]}`. The digest is of the decoded
+        16 kHz PCM Whisper hears, so other audio under a known attachment id is a miss: it can neither
+        read that attachment's transcript nor plant one for it."""
+        digest = None
         if self.cache is not None and attachment_id:
-            hit = await self.cache.get_transcription(attachment_id)
+            digest = await asyncio.to_thread(audio_digest, pcm)
+            hit = await self.cache.get_transcription(attachment_id, digest)
             if hit is not None:
                 try:
                     return Transcription.model_validate(hit)
@@ -76,8 +81,8 @@ class SpeechOps:
             raise as_service_error(exc, "transcription_failed") from exc
         if not transcription.text.strip():
             raise TranscriptionError("no speech was recognised in the audio", status=422)
-        if self.cache is not None and attachment_id:
-            await self.cache.put_transcription(attachment_id, transcription.model_dump(mode="json"))
+        if self.cache is not None and attachment_id and digest is not None:
+            await self.cache.put_transcription(attachment_id, digest, transcription.model_dump(mode="json"))
         return transcription
 
     async def speak(self, text: str, language: str, fmt: str = "mp3") -> SpokenAudio:

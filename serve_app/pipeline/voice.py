@@ -76,7 +76,7 @@ class VoiceMessageOps:
 
         reference_task: asyncio.Task[bytes] | None = None
         if job.forwarded_reference is not None:
-            forwarded = reference_from_wire(job.forwarded_reference).to_npz_bytes()  # bad bytes: a 4xx, now
+            forwarded = await asyncio.to_thread(self._forwarded_reference, job.forwarded_reference)  # bad: a 4xx, now
             reference_task = asyncio.create_task(_ready(forwarded))
         elif job.generate_voice_clone:
             reference_task = asyncio.create_task(self._timed_reference(pcm, timings))
@@ -143,6 +143,14 @@ class VoiceMessageOps:
             for task in (*language_tasks, reference_task, first_reference, profile_task):
                 if task is not None and not task.done():
                     task.cancel()
+
+    def _forwarded_reference(self, data: bytes) -> bytes:
+        """A forwarded `voiceProfile` frame, bounded by the settings before it is decoded (in a thread)."""
+        return reference_from_wire(
+            data,
+            max_bytes=self.settings.max_voice_profile_frame_bytes,
+            max_decompressed_bytes=self.settings.max_voice_profile_decompressed_bytes,
+        ).to_npz_bytes()
 
     async def run_voice(self, job: VoiceJob) -> VoiceResult:
         async for event in self.process_voice(job):

@@ -6,6 +6,7 @@ import cycle between the profile interface and its two implementations).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from serve_app.settings import Settings
@@ -32,9 +33,11 @@ def build_translation_cache(settings: Settings) -> TranslationCache:
 
 def build_profile_store(settings: Settings) -> VoiceProfileStore:
     """MongoDB when ``MONGODB_URL`` is set, else the embedded file store (works with no server)."""
+    pending_ttl = timedelta(days=settings.voice_profile_pending_ttl_days)
     if settings.mongodb_url:
         return MongoVoiceProfileStore(
-            settings.mongodb_url, settings.mongodb_database, timeout_ms=settings.mongodb_timeout_ms
+            settings.mongodb_url, settings.mongodb_database, timeout_ms=settings.mongodb_timeout_ms,
+            pending_ttl=pending_ttl,
         )
     directory = settings.voice_profile_dir or Path(settings.cache_dir) / "voice_profiles"
-    return FileVoiceProfileStore(directory)
+    return FileVoiceProfileStore(directory, pending_ttl=pending_ttl)

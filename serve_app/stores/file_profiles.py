@@ -6,6 +6,10 @@ One file per user (named by a hash of the userId, so any id is a safe file name)
 share the folder), and every write is atomic (temporary file, fsync, ``os.replace``), so a crash
 leaves the old file or the new one and concurrent writers never lose an update.  The blocking file
 work runs in a thread so the event loop stays free.
+
+Pending samples expire ``pending_ttl`` after ``addedAt``: reads ignore expired ones, every write of a
+user's pending file drops them, and `purge_expired_pending` (the maintenance pass) sweeps the rest.
+Folder paths and OS messages go to the log under the error's ``error_id``, never to a client.
 """
 
 from __future__ import annotations
@@ -17,25 +21,34 @@ import hashlib
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
 from pydantic import TypeAdapter, ValidationError
 
-from serve_app.stores.errors import ProfileExistsError, StoreError, StoreUnavailableError
-from serve_app.stores.voice_profiles import PendingSample, VoiceProfile
+from serve_app.stores.errors import ProfileExistsError, StoreError, StoreUnavailableError, store_failure
+from serve_app.stores.voice_profiles import PendingSample, VoiceProfile, utcnow
 
 T = TypeVar("T")
 _PENDING_LIST = TypeAdapter(list[PendingSample])
 
 
 class FileVoiceProfileStore:
-    def __init__(self, directory: Path | str, *, lock_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        lock_timeout_s: float = 10.0,
+        pending_ttl: timedelta | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.directory = Path(directory)
         self._lock_timeout_s = lock_timeout_s
         self._locks: dict[str, asyncio.Lock] = {}
+        self.pending_ttl = pending_ttl
+        self._clock = clock
 
     # -- paths and locking ----------------------------------------------------------------------
 
@@ -58,7 +71,8 @@ class FileVoiceProfileStore:
             try:
                 await asyncio.to_thread(file_lock.acquire, timeout=self._lock_timeout_s)
             except Timeout as exc:
-                raise StoreUnavailableError(f"profile store: lock for user {user_id} is held elsewhere") from exc
+                raise store_failure(StoreUnavailableError, "voice profile store is busy for this user, try again",
+                                    exc, detail=f"file lock for {self._name(user_id)}") from exc
             try:
                 yield
             finally:
@@ -68,7 +82,8 @@ class FileVoiceProfileStore:
         try:
             return await asyncio.to_thread(fn, *args)
         except OSError as exc:
-            raise StoreUnavailableError(f"profile store folder {self.directory}: {exc}") from exc
+            raise store_failure(StoreUnavailableError, "voice profile store is unavailable", exc,
+                                detail=f"folder {self.directory}") from exc
 
     # -- blocking helpers (run in a thread) -----------------------------------------------------
 
@@ -108,11 +123,43 @@ class FileVoiceProfileStore:
         try:
             return VoiceProfile.model_validate_json(text)
         except ValidationError as exc:
-            raise StoreError(f"corrupt voice profile file {path}: {exc}") from exc
+            raise store_failure(StoreError, "a stored voice profile is unreadable", exc, detail=f"file {path}") from exc
 
     def _load_pending(self, user_id: str) -> builtins.list[PendingSample]:
+        """The user's pending samples that have not expired."""
         text = self._read(self._pending_path(user_id))
-        return _PENDING_LIST.validate_json(text) if text else []
+        return self._unexpired(_PENDING_LIST.validate_json(text)) if text else []
+
+    def _unexpired(self, pending: builtins.list[PendingSample]) -> builtins.list[PendingSample]:
+        if self.pending_ttl is None:
+            return pending
+        cutoff = self._clock() - self.pending_ttl
+        return [p for p in pending if p.addedAt >= cutoff]
+
+    def _write_pending(self, user_id: str, pending: builtins.list[PendingSample]) -> None:
+        path = self._pending_path(user_id)
+        if pending:
+            self._write_atomic(path, _PENDING_LIST.dump_json(pending).decode("utf-8"))
+        else:
+            self._unlink(path)
+
+    def _purge_pending_file(self, path: Path) -> int:
+        """Drop a pending file's expired samples (the whole file when none is left); how many went."""
+        text = self._read(path)
+        if not text:
+            return 0
+        try:
+            pending = _PENDING_LIST.validate_json(text)
+        except ValidationError:
+            return 0  # left for a person to look at; reads of it already fail loudly
+        keep = self._unexpired(pending)
+        if len(keep) == len(pending):
+            return 0
+        if keep:
+            self._write_atomic(path, _PENDING_LIST.dump_json(keep).decode("utf-8"))
+        else:
+            self._unlink(path)
+        return len(pending) - len(keep)
 
     def _all_profiles(self) -> builtins.list[VoiceProfile]:
         folder = self.directory / "profiles"
@@ -130,7 +177,8 @@ class FileVoiceProfileStore:
 
     async def ping(self) -> None:
         if not await self._io(os.access, self.directory, os.W_OK):
-            raise StoreUnavailableError(f"profile store folder {self.directory} is not writable")
+            raise store_failure(StoreUnavailableError, "voice profile store is not writable",
+                                detail=f"folder {self.directory}")
 
     async def get(self, user_id: str) -> VoiceProfile | None:
         # os.replace makes a file appear whole, so a reader needs no lock.
@@ -165,12 +213,12 @@ class FileVoiceProfileStore:
             return await self._io(self._unlink, self._profile_path(user_id))
 
     async def add_pending_sample(self, user_id: str, sample: PendingSample) -> builtins.list[PendingSample]:
+        """Add (once per attachment); the file is rewritten without the samples that have expired."""
         async with self._locked(user_id):
             pending = await self._io(self._load_pending, user_id)
             if all(p.attachmentId != sample.attachmentId for p in pending):
                 pending.append(sample)
-                text = _PENDING_LIST.dump_json(pending).decode("utf-8")
-                await self._io(self._write_atomic, self._pending_path(user_id), text)
+            await self._io(self._write_pending, user_id, pending)
             return pending
 
     async def pending_samples(self, user_id: str) -> builtins.list[PendingSample]:
@@ -184,10 +232,24 @@ class FileVoiceProfileStore:
                 return
             drop = set(attachment_ids)
             keep = [p for p in await self._io(self._load_pending, user_id) if p.attachmentId not in drop]
-            if keep:
-                await self._io(self._write_atomic, path, _PENDING_LIST.dump_json(keep).decode("utf-8"))
-            else:
-                await self._io(self._unlink, path)
+            await self._io(self._write_pending, user_id, keep)
+
+    async def purge_expired_pending(self) -> int:
+        """Sweep every user's pending file for expired samples (users who never came back)."""
+        if self.pending_ttl is None:
+            return 0
+        removed = 0
+        for path in await self._io(lambda: sorted((self.directory / "pending").glob("*.json"))):
+            user_lock = FileLock(str(self.directory / "locks" / f"{path.stem}.lock"), thread_local=False)
+            try:
+                await asyncio.to_thread(user_lock.acquire, timeout=min(1.0, self._lock_timeout_s))
+            except Timeout:
+                continue  # a writer holds it, and drops the expired samples itself
+            try:
+                removed += await self._io(self._purge_pending_file, path)
+            finally:
+                user_lock.release()
+        return removed
 
     async def due_for_recalibration(self, now: datetime, limit: int = 100) -> builtins.list[VoiceProfile]:
         profiles = await self._io(self._all_profiles)

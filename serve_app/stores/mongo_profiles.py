@@ -2,9 +2,13 @@
 
 Every driver timeout is small and explicit (server selection, connect, socket), and every call also
 runs under an overall deadline, so an unreachable or dying server becomes a clear
-``StoreUnavailableError`` (503) in about ``timeout_ms``, never a hang.  Each write is a single-
-document operation (``insert_one`` / ``replace_one`` with a version filter), which MongoDB applies
-atomically: a crash leaves the old document or the new one, never a mix.
+``StoreUnavailableError`` (503) in about ``timeout_ms``, never a hang; what the driver said (hosts,
+server messages) is logged under the error's ``error_id``, never sent to a client.  Each write is a
+single-document operation (``insert_one`` / ``replace_one`` with a version filter), which MongoDB
+applies atomically: a crash leaves the old document or the new one, never a mix.
+
+Pending samples expire ``pending_ttl`` after ``addedAt``: a TTL index created at start-up lets the
+server delete them, and reads ignore expired ones until it has (the TTL monitor runs once a minute).
 """
 
 from __future__ import annotations
@@ -12,30 +16,47 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-from collections.abc import AsyncIterator
-from datetime import datetime
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 
-from serve_app.stores.errors import ProfileExistsError, StoreError, StoreUnavailableError
+from serve_app.stores.errors import ProfileExistsError, StoreError, StoreUnavailableError, store_failure
 from serve_app.stores.voice_profiles import (
     PENDING_COLLECTION,
     PROFILES_COLLECTION,
     PendingSample,
     VoiceProfile,
+    utcnow,
 )
+
+log = logging.getLogger(__name__)
+PENDING_TTL_INDEX = "pending_ttl"
+# IndexOptionsConflict / IndexKeySpecsConflict: the TTL index exists with another expireAfterSeconds.
+_INDEX_CONFLICT_CODES = {85, 86}
 
 _NO_ID = {"_id": False}
 
 
 class MongoVoiceProfileStore:
-    def __init__(self, url: str, database: str = "voice_translator", *, timeout_ms: int = 2000) -> None:
+    def __init__(
+        self,
+        url: str,
+        database: str = "voice_translator",
+        *,
+        timeout_ms: int = 2000,
+        pending_ttl: timedelta | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         from motor.motor_asyncio import AsyncIOMotorClient
 
         self._url = url
         self._timeout_ms = timeout_ms
+        self.pending_ttl = pending_ttl
+        self._clock = clock
         # Overall deadline per call: server selection plus one socket round trip, with slack.
         self._deadline_s = 2.5 * timeout_ms / 1000.0
         self._client = AsyncIOMotorClient(
@@ -58,11 +79,14 @@ class MongoVoiceProfileStore:
         except DuplicateKeyError:
             raise
         except (ConnectionFailure, TimeoutError) as exc:
-            raise StoreUnavailableError(
-                f"MongoDB unreachable during {what} ({type(exc).__name__}: {str(exc)[:300]})"
-            ) from exc
+            raise store_failure(StoreUnavailableError, "voice profile store did not answer", exc,
+                                detail=f"MongoDB {what}") from exc
         except PyMongoError as exc:
-            raise StoreError(f"MongoDB rejected {what}: {str(exc)[:300]}") from exc
+            raise store_failure(StoreError, "voice profile store refused the operation", exc,
+                                detail=f"MongoDB {what}") from exc
+
+    def _pending_cutoff(self) -> datetime | None:
+        return self._clock() - self.pending_ttl if self.pending_ttl is not None else None
 
     async def start(self) -> None:
         """Ping, then create the indexes (idempotent): fails fast if the server is not there."""
@@ -72,6 +96,27 @@ class MongoVoiceProfileStore:
             await self._profiles.create_index("profileId", unique=True)
             await self._profiles.create_index("nextRecalibrationAt")
             await self._pending.create_index([("userId", ASCENDING), ("attachmentId", ASCENDING)], unique=True)
+            if self.pending_ttl is not None:
+                await self._ensure_pending_ttl(max(1, int(self.pending_ttl.total_seconds())))
+
+    async def _ensure_pending_ttl(self, seconds: int) -> None:
+        """The TTL index on ``addedAt``; one left by an earlier ``voice_profile_pending_ttl_days`` is
+        changed in place (collMod). A server that refuses either is logged, not fatal: reads still
+        ignore expired samples and the maintenance pass (`purge_expired_pending`) deletes them."""
+        try:
+            await self._pending.create_index("addedAt", name=PENDING_TTL_INDEX, expireAfterSeconds=seconds)
+            return
+        except OperationFailure as exc:
+            if exc.code not in _INDEX_CONFLICT_CODES:
+                log.warning("pending samples TTL index not created (%s); expired samples are ignored on read "
+                            "and purged by the maintenance pass", exc)
+                return
+        try:
+            await self._db.command({"collMod": PENDING_COLLECTION,
+                                    "index": {"name": PENDING_TTL_INDEX, "expireAfterSeconds": seconds}})
+        except OperationFailure as exc:
+            log.warning("pending samples TTL index not updated to %d s (%s); expired samples are ignored on read "
+                        "and purged by the maintenance pass", seconds, exc)
 
     async def ping(self) -> None:
         async with self._guard("ping"):
@@ -125,9 +170,22 @@ class MongoVoiceProfileStore:
         return await self.pending_samples(user_id)
 
     async def pending_samples(self, user_id: str) -> builtins.list[PendingSample]:
+        query: dict[str, Any] = {"userId": user_id}
+        cutoff = self._pending_cutoff()
+        if cutoff is not None:
+            query["addedAt"] = {"$gte": cutoff}
         async with self._guard("pending_samples"):
-            docs = await self._pending.find({"userId": user_id}, _NO_ID).sort("addedAt", ASCENDING).to_list(None)
+            docs = await self._pending.find(query, _NO_ID).sort("addedAt", ASCENDING).to_list(None)
         return [PendingSample.model_validate(d) for d in docs]
+
+    async def purge_expired_pending(self) -> int:
+        """Delete expired pending samples now (the TTL index does it too, on the server's schedule)."""
+        cutoff = self._pending_cutoff()
+        if cutoff is None:
+            return 0
+        async with self._guard("purge_expired_pending"):
+            result = await self._pending.delete_many({"addedAt": {"$lt": cutoff}})
+        return int(result.deleted_count)
 
     async def clear_pending(self, user_id: str, attachment_ids: builtins.list[str] | None = None) -> None:
         query: dict[str, Any] = {"userId": user_id}

@@ -5,7 +5,14 @@ Rules (ARCHITECTURE.md, settings ``voice_profile_*``):
   profile is created from all of them (duration-weighted mean embedding), version 1;
 - a profile younger than ``max_age_days`` is reused as is (no write: the hot path stays read-only);
 - an older profile is improved: embedding = L2(0.7 old + 0.3 new), the sample appended, version + 1;
-- every ``recalibration_days`` the embedding is recomputed from all training samples.
+- every ``recalibration_days`` the embedding is recomputed from the kept training samples.
+
+Bounded growth: ``trainingAudioSamples`` keeps only the most recent ``max_training_samples`` (50);
+``audioCount`` and ``totalDurationMs`` stay lifetime totals (every sample the profile ever absorbed),
+and ``qualityScore`` is computed from those totals, so dropping old samples never lowers a
+profile's quality. A very old attachment that has left the window and is observed again would
+count once more (the dedupe looks at the kept samples). Pending samples expire in the store
+(``voice_profile_pending_ttl_days``), so an abandoned half-profile does not stay forever.
 
 Concurrency: every profile write is ``replace(profile, expected_version)``; on a conflict we reload
 and re-apply the *same decision* (a sample judged worth adding is never dropped because another
@@ -164,6 +171,7 @@ class VoiceProfileManager:
         self.min_speech_ms = int(settings.voice_profile_min_speech_ms)
         self.old_weight = float(settings.voice_profile_old_weight)
         self.recalibration = timedelta(days=settings.voice_profile_recalibration_days)
+        self.max_training_samples = max(1, int(getattr(settings, "voice_profile_max_training_samples", 50)))
         self.max_attempts = max_attempts
 
     # -- the pipeline's entry point -------------------------------------------------------------
@@ -250,6 +258,9 @@ class VoiceProfileManager:
                 count = await self.recalibrate_due()
                 if count:
                     log.info("recalibrated %d voice profiles", count)
+                purged = await self.store.purge_expired_pending()
+                if purged:
+                    log.info("dropped %d expired pending voice samples", purged)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - a failed pass must not end the loop
@@ -290,7 +301,9 @@ class VoiceProfileManager:
             )
         new_vec = weighted_mean_embedding([s.vector() for s in fresh], [s.durationMs for s in fresh])
         blended = l2_normalize(self.old_weight * profile.vector() + (1.0 - self.old_weight) * new_vec)
-        samples = [*profile.trainingAudioSamples, *(s.training() for s in fresh)]
+        samples = [*profile.trainingAudioSamples, *(s.training() for s in fresh)][-self.max_training_samples:]
+        audio_count = profile.audioCount + len(fresh)
+        total_ms = profile.totalDurationMs + sum(s.durationMs for s in fresh)
         reference = _combine_references(
             [(profile.speakerReference, float(self.old_weight)), (_fold_references(fresh), 1 - self.old_weight)]
         )
@@ -298,9 +311,9 @@ class VoiceProfileManager:
             update={
                 "embedding": embedding_to_float32(blended),
                 "trainingAudioSamples": samples,
-                "audioCount": len(samples),
-                "totalDurationMs": sum(s.durationMs for s in samples),
-                "qualityScore": quality_score(sum(s.durationMs for s in samples), len(samples)),
+                "audioCount": audio_count,
+                "totalDurationMs": total_ms,
+                "qualityScore": quality_score(total_ms, audio_count),
                 "version": profile.version + 1,
                 "updatedAt": now,
                 "nextRecalibrationAt": now + self.recalibration,
@@ -318,17 +331,17 @@ class VoiceProfileManager:
     def _new_profile(self, user_id: str, pending: Sequence[PendingSample]) -> VoiceProfile:
         now = self.clock()
         vec = weighted_mean_embedding([p.vector() for p in pending], [p.durationMs for p in pending])
-        samples = [p.training() for p in pending]
-        total = sum(s.durationMs for s in samples)
+        samples = [p.training() for p in pending][-self.max_training_samples:]
+        total = sum(p.durationMs for p in pending)
         return VoiceProfile(
             userId=user_id,
             embedding=embedding_to_float32(vec),
             embeddingModel=EMBEDDING_MODEL,
             embeddingDimension=int(vec.size),
-            audioCount=len(samples),
+            audioCount=len(pending),
             totalDurationMs=total,
             trainingAudioSamples=samples,
-            qualityScore=quality_score(total, len(samples)),
+            qualityScore=quality_score(total, len(pending)),
             version=1,
             voiceCharacteristics=_latest_characteristics(pending),
             fingerprint=compute_fingerprint(vec, EMBEDDING_MODEL, now),
@@ -345,8 +358,11 @@ class VoiceProfileManager:
         update: dict[str, Any] = {
             "version": profile.version + 1,
             "nextRecalibrationAt": now + self.recalibration,
-            "qualityScore": quality_score(sum(s.durationMs for s in samples), len(samples)),
+            "qualityScore": quality_score(profile.totalDurationMs, profile.audioCount),  # lifetime totals
         }
+        if len(samples) > self.max_training_samples:  # a profile from before the bound, or a lowered one
+            samples = samples[-self.max_training_samples:]
+            update["trainingAudioSamples"] = samples
         if samples:
             vec = weighted_mean_embedding([s.vector() for s in samples], [s.durationMs for s in samples])
             update["embedding"] = embedding_to_float32(vec)

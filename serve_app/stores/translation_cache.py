@@ -62,8 +62,19 @@ def translation_key(text: str, source: str, target: str, model: str) -> str:
     return f"translation:{KEY_VERSION}:{digest}:{source}:{target}:{model}"
 
 
-def transcription_key(attachment_id: str) -> str:
-    return f"audio:transcription:{attachment_id}"
+def audio_digest(audio: bytes) -> str:
+    """SHA-256 (hex) of the audio a transcription was made from: half of its cache key."""
+    return hashlib.sha256(audio).hexdigest()
+
+
+def transcription_key(attachment_id: str, digest: str) -> str:
+    """``audio:transcription:{attachmentId}:{sha256[:32]}``: a transcription belongs to an attachment
+    *and* to the exact audio it was made from. A caller who names someone else's attachment id with
+    other audio neither reads that transcript nor plants one for the real audio (the last 32 hex
+    digits are always the digest of the audio being transcribed, whatever the id contains)."""
+    if len(digest) < 32:
+        raise ValueError("the audio digest must be a SHA-256 hex digest")
+    return f"audio:transcription:{attachment_id}:{digest[:32]}"
 
 
 class _Unavailable(Exception):
@@ -140,8 +151,9 @@ class TranslationCache:
         key = translation_key(text, source, target, model)
         await self._store(self._lru, key, value.model_dump_json(), self._translation_ttl_s)
 
-    async def get_transcription(self, attachment_id: str) -> dict[str, Any] | None:
-        raw = await self._lookup(self._transcriptions, transcription_key(attachment_id))
+    async def get_transcription(self, attachment_id: str, digest: str) -> dict[str, Any] | None:
+        """The transcription of this attachment's audio whose SHA-256 is `digest` (`audio_digest`)."""
+        raw = await self._lookup(self._transcriptions, transcription_key(attachment_id, digest))
         value = None
         if raw is not None:
             try:
@@ -155,9 +167,10 @@ class TranslationCache:
             self._t_hits += 1
         return value
 
-    async def put_transcription(self, attachment_id: str, transcription: dict[str, Any]) -> None:
+    async def put_transcription(self, attachment_id: str, digest: str, transcription: dict[str, Any]) -> None:
         payload = json.dumps(transcription, ensure_ascii=False, separators=(",", ":"))
-        await self._store(self._transcriptions, transcription_key(attachment_id), payload, self._transcription_ttl_s)
+        key = transcription_key(attachment_id, digest)
+        await self._store(self._transcriptions, key, payload, self._transcription_ttl_s)
 
     def stats(self) -> CacheStats:
         lookups = self._hits + self._misses

@@ -144,6 +144,9 @@ class VoiceProfile(BaseModel):
 class VoiceProfileStore(Protocol):
     """Profiles keyed by userId, plus the pending samples of users who have no profile yet.
 
+    Pending samples expire (``voice_profile_pending_ttl_days`` after ``addedAt``): ``pending_samples``
+    and ``add_pending_sample`` never return an expired one, and ``purge_expired_pending`` deletes them.
+
     ``replace`` is the only way to change a profile: it succeeds only if the stored version equals
     ``expected_version`` (optimistic concurrency), so concurrent writers reload and retry instead
     of overwriting each other's samples.
@@ -168,6 +171,8 @@ class VoiceProfileStore(Protocol):
     async def pending_samples(self, user_id: str) -> list[PendingSample]: ...
 
     async def clear_pending(self, user_id: str, attachment_ids: list[str] | None = None) -> None: ...
+
+    async def purge_expired_pending(self) -> int: ...
 
     async def due_for_recalibration(self, now: datetime, limit: int = 100) -> list[VoiceProfile]: ...
 

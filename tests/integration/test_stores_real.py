@@ -34,6 +34,8 @@ from serve_app.stores import (
     build_translation_cache,
     translation_key,
 )
+from serve_app.stores.translation_cache import audio_digest
+from serve_app.stores.voice_profiles import utcnow
 from tests.fixtures.profiles import Clock, vec
 from tests.fixtures.servers import (  # noqa: F401 - pytest fixtures
     ServerProcess,
@@ -76,11 +78,14 @@ async def test_redis_round_trip_ttl_and_backfill(redis_server: str) -> None:  # 
         assert reader.stats().backend == "redis" and reader.stats().hits == 2
 
         attachment = f"att-{uuid.uuid4()}"
-        await writer.put_transcription(attachment, {"text": "Bonsoir", "language": "fr"})
-        assert json.loads(await plain.get(f"audio:transcription:{attachment}"))["text"] == "Bonsoir"
-        assert await reader.get_transcription(attachment) == {"text": "Bonsoir", "language": "fr"}
+        digest = audio_digest(b"the attachment's pcm")
+        await writer.put_transcription(attachment, digest, {"text": "Bonsoir", "language": "fr"})
+        tkey = f"audio:transcription:{attachment}:{digest[:32]}"
+        assert json.loads(await plain.get(tkey))["text"] == "Bonsoir"
+        assert await reader.get_transcription(attachment, digest) == {"text": "Bonsoir", "language": "fr"}
+        assert await reader.get_transcription(attachment, audio_digest(b"other audio")) is None  # not its audio
         await asyncio.sleep(1.2)
-        assert await plain.get(f"audio:transcription:{attachment}") is None  # its own (short) TTL
+        assert await plain.get(tkey) is None  # its own (short) TTL
     finally:
         await writer.close()
         await reader.close()
@@ -232,6 +237,52 @@ async def test_concurrent_first_samples_lose_no_sample(store: Any) -> None:
     assert sum(o.action == "created" for o in outcomes) == 1
 
 
+async def test_training_samples_are_bounded(store: Any) -> None:
+    manager = VoiceProfileManager(store, Settings(voice_profile_max_training_samples=3))
+    await manager.create_from_sample("u1", sample("a0", 10))
+    for i in range(1, 6):
+        await manager.update_from_sample("u1", sample(f"a{i}", 10, seed=i))
+    doc = await raw_profile(store, "u1")
+    assert [s["attachmentId"] for s in doc["trainingAudioSamples"]] == ["a3", "a4", "a5"]
+    assert (doc["audioCount"], doc["totalDurationMs"], doc["version"]) == (6, 60_000, 6)
+    assert doc["qualityScore"] == pytest.approx(1.0)  # from the lifetime totals
+
+
+async def test_mongo_pending_samples_expire(mongo_server: str) -> None:  # noqa: F811
+    """A TTL index on addedAt at start-up (retuned when the setting changes), reads that ignore
+    expired samples before the server's TTL pass has run, and the maintenance sweep."""
+    database = f"test_{uuid.uuid4().hex[:12]}"
+    clock = Clock()
+    clock.now = utcnow()  # the server's own TTL pass runs on real time: start from it
+    store = MongoVoiceProfileStore(mongo_server, database, timeout_ms=2000, pending_ttl=timedelta(days=30),
+                                   clock=clock)
+    client = AsyncIOMotorClient(mongo_server, serverSelectionTimeoutMS=2000)
+    try:
+        await store.start()
+        pending = client[database]["user_voice_samples"]
+        ttl = (await pending.index_information())["pending_ttl"]
+        assert ttl["key"] == [("addedAt", 1)] and ttl["expireAfterSeconds"] == 30 * 86400
+
+        manager = VoiceProfileManager(store, Settings(), clock=clock)
+        assert (await manager.observe("u1", sample("old", 6, seed=1))).action == "pending"
+        clock.now += timedelta(days=31)
+        assert await store.pending_samples("u1") == []  # ignored even if the server kept it
+        outcome = await manager.observe("u1", sample("new", 6, seed=2))
+        assert outcome.action == "pending"  # the expired 6 s do not make 10 s with the new 6 s
+        assert await store.purge_expired_pending() == 1  # "old" is 31 days old on our clock only
+        assert [d["attachmentId"] async for d in pending.find({"userId": "u1"})] == ["new"]
+
+        restarted = MongoVoiceProfileStore(mongo_server, database, timeout_ms=2000, pending_ttl=timedelta(days=2))
+        try:
+            await restarted.start()  # an existing index with another lifetime is retuned, not an error
+            assert (await pending.index_information())["pending_ttl"]["expireAfterSeconds"] == 2 * 86400
+        finally:
+            await restarted.close()
+    finally:
+        client.close()
+        await store.close()
+
+
 # -- MongoDB outages --------------------------------------------------------------------------------
 
 
@@ -274,8 +325,11 @@ async def test_mongo_killed_during_updates(mongo_process: ServerProcess) -> None
     assert doc is not None
     # Fully old or fully new: the counters agree with the samples, and at most the one write whose
     # reply was lost went through.
+    # audioCount/totalDurationMs are lifetime totals; trainingAudioSamples keeps the most recent 50.
     assert doc["version"] in (last_ok, last_ok + 1)
-    assert doc["audioCount"] == len(doc["trainingAudioSamples"]) == doc["version"]
-    assert doc["totalDurationMs"] == sum(s["durationMs"] for s in doc["trainingAudioSamples"])
+    assert doc["audioCount"] == doc["version"]
+    assert len(doc["trainingAudioSamples"]) == min(doc["version"], Settings().voice_profile_max_training_samples)
+    assert doc["trainingAudioSamples"][-1]["attachmentId"] == f"a{doc['version'] - 1}"
+    assert doc["totalDurationMs"] == 10_000 + 1_000 * (doc["version"] - 1)
     assert (await store.get("u1")).version == doc["version"]
     await store.close()

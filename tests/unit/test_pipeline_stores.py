@@ -121,3 +121,23 @@ async def test_a_dead_profile_store_degrades_to_the_messages_own_voice(tmp_path:
     result = await pipe.run_voice(VoiceJob(audio=speech_like(11.0), target_languages=["en"], user_id="u3"))
     assert result.voice_profile is None and result.voice_profile_action is None
     assert result.translations and result.translations[0].voice_cloned
+
+
+class EchoStages(FakeStages):
+    """Transcribes to a text that names the audio, so a cached transcript shows whose audio it was."""
+
+    async def transcribe(self, pcm: bytes, language: str | None):  # noqa: ANN201 - the Stages protocol
+        out = await super().transcribe(pcm, language)
+        return out.model_copy(update={"text": f"audio of {len(pcm)} bytes"})
+
+
+async def test_other_audio_under_a_known_attachment_id_is_transcribed_not_served(cache: TranslationCache) -> None:
+    stages = EchoStages()
+    pipe = VoicePipeline(stages, Settings(), cache=cache)
+    victim, attacker = speech_like(1.0), speech_like(1.5)
+    first = await pipe.transcribe(victim, attachment_id="att-v")
+    stolen = await pipe.transcribe(attacker, attachment_id="att-v")  # the victim's id, other audio
+    assert stolen.text != first.text and stages.calls.count("transcribe") == 2
+    again = await pipe.transcribe(victim, attachment_id="att-v")  # a genuine retry still hits
+    assert again.text == first.text and stages.calls.count("transcribe") == 2
+    assert cache.stats().transcription_hits == 1 and cache.stats().transcription_misses == 2

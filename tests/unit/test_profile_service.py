@@ -11,9 +11,10 @@ import pytest
 
 from serve_app.domain.speaker import SpeakerReference
 from serve_app.domain.voice import VoiceAnalysis
+from serve_app.errors import InvalidRequestError
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
-from serve_app.stores.errors import ProfileNotFoundError, ProfileTooShortError
+from serve_app.stores.errors import ProfileNotFoundError, ProfileTooShortError, StoreUnavailableError
 from serve_app.stores.file_profiles import FileVoiceProfileStore
 from serve_app.stores.profile_lifecycle import VoiceProfileManager
 from tests.fixtures.fake_stages import FakeStages
@@ -87,3 +88,48 @@ async def test_feedback_is_written_down(service: VoicePipeline, tmp_path: Path) 
     out = await service.record_feedback({"userId": "u1", "translationId": "vtr_1", "rating": 4})
     lines = (tmp_path / "voice_feedback.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["feedbackId"] == out["feedbackId"] and json.loads(lines[-1])["rating"] == 4
+
+
+async def test_verify_uses_the_stored_profile_and_ignores_a_callers_fingerprint(service: VoicePipeline) -> None:
+    await service.profile_create("u5", b"\x05long")  # u5's stored voice: seed 5
+    impostor = (await service.profile_analyze(b"\x09impostor")).to_wire()  # another voice: seed 9
+    forged = (await service.profile_verify(b"\x09again", "u5", impostor["fingerprint"])).to_wire()
+    assert forged["is_match"] is False and forged["verified_against"] == "stored_profile"
+    genuine = (await service.profile_verify(b"\x05again", "u5", impostor["fingerprint"])).to_wire()
+    assert genuine["is_match"] is True and genuine["similarity_score"] == pytest.approx(1.0, abs=1e-4)
+
+
+async def test_a_fingerprint_counts_only_for_a_user_with_no_stored_profile(service: VoicePipeline) -> None:
+    fingerprint = (await service.profile_analyze(b"\x06mine")).to_wire()["fingerprint"]
+    out = (await service.profile_verify(b"\x06again", "u6", fingerprint)).to_wire()
+    assert out["is_match"] is True and out["verified_against"] == "fingerprint"
+    assert (await service.profile_verify(b"\x08other", "u6", fingerprint)).is_match is False
+
+
+async def test_verify_does_not_fall_back_to_the_fingerprint_when_the_store_fails(
+    service: VoicePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fingerprint = (await service.profile_analyze(b"\x06mine")).to_wire()["fingerprint"]
+
+    async def down(user_id: str) -> None:
+        raise StoreUnavailableError("voice profile store did not answer")
+
+    monkeypatch.setattr(service.profiles, "get", down)
+    with pytest.raises(StoreUnavailableError):
+        await service.profile_verify(b"\x06again", "u6", fingerprint)
+
+
+async def test_verify_without_a_store_uses_the_fingerprint_or_answers_503(tmp_path: Path) -> None:
+    pipeline = VoicePipeline(FakeStages(), Settings(cache_dir=tmp_path))
+    pipeline.analyze_voice = fake_analyze({})  # type: ignore[method-assign]
+    fingerprint = (await pipeline.profile_analyze(b"\x06mine")).to_wire()["fingerprint"]
+    assert (await pipeline.profile_verify(b"\x06again", "u6", fingerprint)).verified_against == "fingerprint"
+    with pytest.raises(StoreUnavailableError):
+        await pipeline.profile_verify(b"\x06again", "u6")
+
+
+async def test_feedback_comment_over_the_limit_is_refused(service: VoicePipeline, tmp_path: Path) -> None:
+    limit = service.settings.max_feedback_comment_chars
+    with pytest.raises(InvalidRequestError):
+        await service.record_feedback({"userId": "u1", "translationId": "t", "rating": 4, "comment": "x" * (limit + 1)})
+    assert not (tmp_path / "voice_feedback.jsonl").exists()

@@ -17,6 +17,7 @@ from serve_app.stores.factory import build_translation_cache
 from serve_app.stores.translation_cache import (
     CachedTranslation,
     TranslationCache,
+    audio_digest,
     normalize_text,
     transcription_key,
     translation_key,
@@ -48,7 +49,11 @@ def test_key_layout() -> None:
     assert len(digest) == 64
     assert translation_key("Bonjour", "fr", "es", "gemma") != key
     assert translation_key("Bonjour", "fr", "en", "nllb") != key
-    assert transcription_key("att-1") == "audio:transcription:att-1"
+    digest = audio_digest(b"pcm")
+    assert transcription_key("att-1", digest) == f"audio:transcription:att-1:{digest[:32]}"
+    assert transcription_key("att-1", audio_digest(b"other pcm")) != transcription_key("att-1", digest)
+    with pytest.raises(ValueError):
+        transcription_key("att-1", "")
 
 
 async def test_memory_only_round_trip_and_stats() -> None:
@@ -65,11 +70,21 @@ async def test_memory_only_round_trip_and_stats() -> None:
 
 async def test_transcriptions_are_cached_separately() -> None:
     cache = TranslationCache(None)
-    assert await cache.get_transcription("a1") is None
-    await cache.put_transcription("a1", {"text": "Bonjour", "language": "fr", "segments": []})
-    assert await cache.get_transcription("a1") == {"text": "Bonjour", "language": "fr", "segments": []}
+    digest = audio_digest(b"pcm")
+    assert await cache.get_transcription("a1", digest) is None
+    await cache.put_transcription("a1", digest, {"text": "Bonjour", "language": "fr", "segments": []})
+    assert await cache.get_transcription("a1", digest) == {"text": "Bonjour", "language": "fr", "segments": []}
     stats = cache.stats()
     assert (stats.transcription_hits, stats.transcription_misses, stats.hits, stats.misses) == (1, 1, 0, 0)
+
+
+async def test_a_transcription_belongs_to_its_audio_not_just_its_attachment_id() -> None:
+    cache = TranslationCache(None)
+    victim, attacker = audio_digest(b"victim pcm"), audio_digest(b"attacker pcm")
+    await cache.put_transcription("att-v", victim, {"text": "secret", "language": "fr"})
+    assert await cache.get_transcription("att-v", attacker) is None  # other audio, same id: a miss
+    await cache.put_transcription("att-v", attacker, {"text": "planted", "language": "fr"})
+    assert await cache.get_transcription("att-v", victim) == {"text": "secret", "language": "fr"}
 
 
 async def test_lru_entries_expire_with_the_injected_timer() -> None:

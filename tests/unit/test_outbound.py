@@ -413,3 +413,20 @@ async def test_unreadable_file_inside_a_root_reads_the_same(tmp_path: Path) -> N
     secret.write_bytes(b"RIFF")
     secret.chmod(0)
     assert await refusal(secret, path_settings(tmp_path)) == AUDIO_PATH_REFUSED
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to see what was opened")
+async def test_a_folder_swapped_between_check_and_open_is_refused(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race: the path checks out, then a folder on it becomes a link elsewhere before the open."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.wav").write_bytes(b"RIFF-inside")
+    (tmp_path / "outside.wav").write_bytes(b"RIFF-outside")
+    real_open = os.open
+
+    def swapped_open(path: object, flags: int, *args: object) -> int:
+        return real_open(tmp_path / "outside.wav", flags)  # what the attacker's swap makes the open reach
+
+    monkeypatch.setattr(os, "open", swapped_open)
+    assert await refusal(root / "a.wav", path_settings(root)) == AUDIO_PATH_REFUSED

@@ -140,7 +140,7 @@ class GatewaySettings(BaseSettings):
     zmq_bind_timeout_s: float = Field(default=60.0, gt=0, description="Keep retrying a busy port this long at start.")
     audio_url_timeout_s: float = Field(default=15.0, gt=0)
     audio_path_roots: list[str] = Field(
-        default_factory=list, description="Folders `audioPath` may read from; empty = any readable file."
+        default_factory=list, description="Folders `audioPath` may read from; empty = audioPath is refused."
     )
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_attempts: int = Field(default=3, ge=1, le=10)

@@ -2,7 +2,9 @@
 
 PROTOCOL.md §1 fixes the priority: binary frame first, then `audioBase64`/`audioData`, `audioPath`,
 `audioUrl`. Every source is size-checked before it is read in full, so a 60 MB frame or a huge
-download is refused with a clear error instead of being decoded.
+download is refused with a clear error instead of being decoded. `audioPath` reads only inside
+`audio_path_roots` (none configured = refused); `audioUrl` goes through the outbound guard
+(serve_app/security/outbound.py: public addresses only, pinned, redirects re-checked, one deadline).
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import os
+import stat
 from pathlib import Path
-
-import httpx
 
 from ingress.gateway.protocol.requests import AudioSource, VoiceAudioRequest
 from serve_app.errors import InvalidRequestError, PayloadTooLargeError
+from serve_app.security.outbound import fetch_bytes
 from serve_app.settings import Settings
 
 
@@ -42,34 +45,51 @@ def decode_base64(text: str, settings: Settings, what: str = "audio") -> bytes:
         raise InvalidRequestError(f"{what} is not valid base64: {exc}") from exc
 
 
+AUDIO_PATH_REFUSED = "audioPath is not an allowed readable file"
+
+
+class _PathRefused(Exception):
+    """Internal reason an audioPath is refused; the caller only ever sees AUDIO_PATH_REFUSED."""
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    return any(path.is_relative_to(root) for root in roots)
+
+
 def _read_path(path_text: str, settings: Settings) -> bytes:
-    path = Path(path_text).expanduser().resolve()
-    roots = [Path(r).expanduser().resolve() for r in settings.audio_path_roots]
-    if roots and not any(path.is_relative_to(root) for root in roots):
-        raise InvalidRequestError(f"audioPath {path_text!r} is outside the allowed folders (audio_path_roots)")
-    if not path.is_file():
-        raise InvalidRequestError(f"audioPath {path_text!r} is not a readable file")
-    _check_size(path.stat().st_size, settings, "audioPath file")
-    return path.read_bytes()
+    """The file, if it lies inside one of `audio_path_roots` once symlinks are resolved; none configured = refused.
+
+    Every refusal (no roots, outside them, missing, unreadable, not a regular file, over the size cap) has
+    the same text, so the answer never tells a caller whether a path exists.
+    """
+    roots = [Path(root).expanduser().resolve() for root in settings.audio_path_roots if root]
+    try:
+        if not roots:
+            raise _PathRefused("audio_path_roots is not configured")
+        path = Path(path_text).resolve(strict=True)
+        if not _inside(path, roots):
+            raise _PathRefused("outside audio_path_roots")
+        # O_NOFOLLOW: the checked file may not be swapped for a symlink between the check and the open;
+        # O_NONBLOCK: a FIFO never blocks the open (it is refused as not a regular file just below).
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as handle:
+            opened = Path(f"/proc/self/fd/{fd}")
+            if opened.is_symlink() and not _inside(Path(os.readlink(opened)), roots):
+                raise _PathRefused("a folder on the path was swapped after the check")  # Linux: what was opened
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > settings.max_audio_bytes:
+                raise _PathRefused("not a regular file, or over max_audio_bytes")
+            data = handle.read(settings.max_audio_bytes + 1)  # a file growing after fstat is still capped
+        if len(data) > settings.max_audio_bytes:
+            raise _PathRefused("over max_audio_bytes")
+        return data
+    except (_PathRefused, OSError, ValueError, RuntimeError) as exc:  # ValueError: NUL byte; RuntimeError: loop
+        raise InvalidRequestError(AUDIO_PATH_REFUSED) from exc
 
 
 async def _download(url: str, settings: Settings) -> bytes:
-    if not url.startswith(("http://", "https://")):
-        raise InvalidRequestError(f"audioUrl must be http(s), got {url[:80]!r}")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with httpx.AsyncClient(timeout=settings.audio_url_timeout_s, follow_redirects=True) as client:
-            async with client.stream("GET", url) as response:
-                if response.status_code >= 400:
-                    raise InvalidRequestError(f"audioUrl answered HTTP {response.status_code}")
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    _check_size(size, settings, "audioUrl download")
-                    chunks.append(chunk)
-    except httpx.HTTPError as exc:
-        raise InvalidRequestError(f"audioUrl could not be fetched: {type(exc).__name__}: {exc}") from exc
-    return b"".join(chunks)
+    return await fetch_bytes(url, what="audioUrl", allowed_hosts=settings.outbound_allowed_hosts,
+                             max_bytes=settings.max_audio_bytes, timeout_s=settings.audio_url_timeout_s)
 
 
 async def resolve_audio(source: AudioSource, frames: list[bytes], settings: Settings) -> bytes:

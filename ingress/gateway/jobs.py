@@ -2,23 +2,35 @@
 
 Jobs live in the ZMQ ingress replica, bounded to the most recent `max_jobs`: the gateway polls a
 job while it runs and receives its final event on PUB, so the record only has to outlive the job
-by a little. A webhook, when given, is POSTed the final event with bounded retries (tenacity).
+by a little. A webhook, when given, is POSTed the final event, signed (Standard Webhooks), through the
+outbound guard, with bounded retries.
 """
 
 from __future__ import annotations
 
 import asyncio
+import binascii
+import json
 import logging
 import time
 import uuid
 from collections import OrderedDict
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, Field
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from serve_app.errors import NotFoundError
+from serve_app.security.outbound import (
+    OutboundFailedError,
+    OutboundRefusedError,
+    outbound_client,
+    redact_url,
+    vet_url,
+)
+from serve_app.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -93,24 +105,80 @@ class JobRegistry:
         return out
 
 
-async def deliver_webhook(url: str, payload: dict[str, Any], attempts: int, timeout_s: float) -> bool:
-    """POST the final event; retried with backoff on network errors and 5xx. Never raises."""
-    if not url.startswith(("http://", "https://")):
-        log.warning("webhook %r ignored: not an http(s) URL", url[:80])
+WEBHOOK_BACKOFF_S = 0.5  # first pause between attempts; doubled after each, at most WEBHOOK_BACKOFF_MAX_S
+WEBHOOK_BACKOFF_MAX_S = 5.0
+
+
+def _backoff_s(retry: int) -> float:
+    return min(WEBHOOK_BACKOFF_S * 2**retry, WEBHOOK_BACKOFF_MAX_S)
+
+
+def webhook_deadline_s(attempts: int, timeout_s: float) -> float:
+    """The whole delivery: every attempt at its timeout plus every pause between them."""
+    return attempts * timeout_s + sum(_backoff_s(retry) for retry in range(attempts - 1))
+
+
+def _retryable_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+async def deliver_webhook(url: str, payload: dict[str, Any], settings: GatewaySettings, message_id: str) -> bool:
+    """POST the final event, signed (Standard Webhooks); True only when the receiver answered 2xx. Never raises.
+
+    `webhook-id` is `message_id` (the job id: the same on every attempt, so a receiver can de-duplicate),
+    `webhook-timestamp` the attempt's time, `webhook-signature` `v1,<HMAC-SHA256 of id.timestamp.body>` with
+    `webhook_secret`; no secret = not sent. The URL goes through the outbound guard on every attempt and
+    redirects are not followed. Retried with backoff on 5xx, 429, timeouts and connection errors; any
+    other answer is final. The whole delivery is bounded by `webhook_deadline_s`.
+    """
+    where = redact_url(url)
+    if not settings.webhook_secret:
+        log.warning("webhook %s for %s not sent: no webhook_secret is configured", where, message_id)
         return False
     try:
-        async with httpx.AsyncClient(timeout=timeout_s) as client:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(attempts),
-                wait=wait_exponential(multiplier=0.5, max=5),
-                retry=retry_if_exception_type(httpx.HTTPError),
-                reraise=True,
-            ):
-                with attempt:
-                    response = await client.post(url, json=payload)
-                    if response.status_code >= 500:
-                        response.raise_for_status()
-        return True
-    except httpx.HTTPError as exc:
-        log.warning("webhook %s failed after %d attempts: %s", url, attempts, exc)
+        signer = Webhook(settings.webhook_secret)
+    except (ValueError, binascii.Error, EmptyWebhookSecretError):
+        log.error("webhook %s for %s not sent: webhook_secret is not a valid whsec_<base64> secret", where, message_id)
         return False
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str)
+    attempts, timeout_s = settings.webhook_attempts, settings.webhook_timeout_s
+    outcome = "no attempt"
+    try:
+        async with asyncio.timeout(webhook_deadline_s(attempts, timeout_s)), outbound_client(timeout_s) as client:
+            for attempt in range(attempts):
+                if attempt:
+                    await asyncio.sleep(_backoff_s(attempt - 1))
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        target = await vet_url(url, settings.outbound_allowed_hosts, "webhookUrl")
+                        now = datetime.now(tz=UTC)
+                        headers = {
+                            "content-type": "application/json",
+                            "webhook-id": message_id,
+                            "webhook-timestamp": str(int(now.timestamp())),
+                            "webhook-signature": signer.sign(message_id, now, body),
+                        }
+                        response = await client.send(target.request(client, "POST", headers=headers,
+                                                                     content=body.encode("utf-8")), stream=True)
+                        await response.aclose()  # the receiver's body is not needed (nor read: it may be huge)
+                except OutboundRefusedError as exc:
+                    log.warning("webhook %s for %s not sent: %s", where, message_id, exc.message)
+                    return False
+                except (OutboundFailedError, httpx.TransportError, TimeoutError) as exc:
+                    outcome = f"{type(exc).__name__}"
+                    continue
+                if 200 <= response.status_code < 300:
+                    log.info("webhook %s for %s delivered (HTTP %d, attempt %d)", where, message_id,
+                             response.status_code, attempt + 1)
+                    return True
+                outcome = f"HTTP {response.status_code}"
+                if not _retryable_status(response.status_code):
+                    log.warning("webhook %s for %s not delivered: the receiver answered %s (final)", where,
+                                message_id, outcome)
+                    return False
+    except httpx.HTTPError as exc:  # anything else httpx raises: not delivered, and the job task goes on
+        outcome = type(exc).__name__
+    except TimeoutError:
+        outcome = f"the delivery deadline ({webhook_deadline_s(attempts, timeout_s):g} s) passed after {outcome}"
+    log.warning("webhook %s for %s not delivered after %d attempt(s): %s", where, message_id, attempts, outcome)
+    return False

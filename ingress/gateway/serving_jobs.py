@@ -63,7 +63,7 @@ class ServingJobs:
             return  # the cancel is complete and reported
         if req.webhookUrl:
             await deliver_webhook(req.webhookUrl, {**final.to_wire(), "callbackMetadata": req.callbackMetadata},
-                                  self.settings.webhook_attempts, self.settings.webhook_timeout_s)
+                                  self.settings, job.jobId)
 
     async def _run_job(self, req: VoiceTranslateAsyncRequest, job: VoiceJobRecord, job_input: VoiceJob,
                        call: Call) -> VoiceJobFinished:

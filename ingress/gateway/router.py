@@ -221,7 +221,8 @@ class GatewayRouter:
     async def publish_error(self, raw: dict[str, Any], err: ServiceError, publish: Publish) -> None:
         kind = request_kind(raw)
         self.state.failed[kind if kind in self.routes else "unknown"] += 1
-        level = logging.ERROR if err.status >= 500 else logging.INFO
+        # A peer over its limit is refused at every request: one log line each would flood the log.
+        level = logging.ERROR if err.status >= 500 else logging.DEBUG if err.code == "rate_limited" else logging.INFO
         log.log(level, "gateway request %s failed (%s): %s", kind, err.code, err.message)
         for event in self.error_events(raw, err):
             await publish(event, ())

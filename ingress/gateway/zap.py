@@ -10,8 +10,9 @@ Two mechanisms, both on the PULL and the PUB socket:
   when given, still applies on top.
 
 A refused peer gets nothing: its handshake fails, so it can neither push a request nor receive an
-event. A door bound beyond loopback with neither an allow-list nor CURVE would be open to anyone who
-can reach the port, so it refuses to start (`DoorSecurity.from_settings`) and says what to set.
+event (and libzmq does not reconnect a peer refused by auth, so it does not knock again). A door
+bound beyond loopback with neither an allow-list nor CURVE would be open to anyone who can reach
+the port, so it refuses to start (`DoorSecurity.from_settings`) and says what to set.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 ZAP_DOMAIN = "voice-translator"
 LOOPBACK_NETWORKS: tuple[IPNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 MAX_LOGGED_PEERS = 1000
+# A handshake not finished by then (a stalled peer, or a ZAP "try again") is dropped and the peer
+# reconnects; libzmq's default of 30 s would leave the gateway without a door that long.
+HANDSHAKE_IVL_MS = 5000
 
 
 def is_loopback_host(host: str) -> bool:
@@ -125,7 +129,16 @@ class PeerAuthenticator(AsyncioAuthenticator):
                     log.warning("ZMQ connection from %s refused: not in TRANSLATOR_ZMQ_ALLOWED_PEERS", address)
                 self._send_zap_reply(msg[1], b"400", b"Address not allowed")
                 return
-        await super().handle_zap_message(msg)
+        try:
+            await super().handle_zap_message(msg)
+        except Exception:  # noqa: BLE001 - an exception would end the ZAP task: no connection accepted again
+            # 300 (temporary), not 400/500: libzmq drops a peer refused by auth for good (it never
+            # reconnects), while a 300 leaves the handshake to time out (HANDSHAKE_IVL_MS) and retry.
+            log.exception("ZAP request failed; the peer will retry")
+            try:
+                self._send_zap_reply(msg[1], b"300", b"Temporary error")
+            except (zmq.ZMQError, IndexError):
+                pass  # already answered, or nothing to answer to
 
 
 @dataclass(frozen=True)
@@ -153,6 +166,7 @@ class DoorSecurity:
     def secure(self, sock: zmq.Socket) -> None:
         """Before bind: every connection to this socket goes through ZAP (and CURVE when configured)."""
         sock.setsockopt_string(zmq.ZAP_DOMAIN, ZAP_DOMAIN)
+        sock.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_IVL_MS)
         if self.curve is not None:
             sock.setsockopt(zmq.CURVE_SERVER, 1)
             sock.setsockopt(zmq.CURVE_PUBLICKEY, self.curve.public)

@@ -296,3 +296,24 @@ def test_shipped_configs_start_a_protected_door(config: str) -> None:
     zmq_keys = {k: v for k, v in args.items() if k.startswith("zmq_")}
     security = DoorSecurity.from_settings(Settings(**zmq_keys))
     assert security.networks and (config == "serve_config.local.yaml" or "zmq_allowed_peers" in zmq_keys)
+
+
+async def test_a_failing_zap_request_does_not_end_authentication(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyzmq's ZAP task dies with the first exception; ours answers "try again", and the peer does."""
+    from zmq.auth.base import Authenticator
+
+    original = Authenticator.handle_zap_message
+    calls = []
+
+    async def flaky(self: Authenticator, msg: list[bytes]) -> None:
+        calls.append(msg[3])
+        if len(calls) == 1:
+            raise RuntimeError("a bug in a credentials check")
+        await original(self, msg)
+
+    monkeypatch.setattr(Authenticator, "handle_zap_message", flaky)
+    async with running_gateway(tmp_path) as server:
+        client = await connected_client(server.settings.zmq_pull_port, server.settings.zmq_pub_port, timeout_s=15)
+        client.close()
+    assert len(calls) >= 3  # the failed handshake, then both sockets again (one after HANDSHAKE_IVL_MS)

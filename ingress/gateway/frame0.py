@@ -1,7 +1,11 @@
 """Frame 0 of a gateway message, bounded before it is parsed (PROTOCOL.md §1: UTF-8 JSON, an object).
 
 The receive loop parses frame 0 itself, so what it costs must not depend on what a peer sends: a
-frame over `max_json_frame_bytes` is refused unread, and one nested deeper than `max_json_depth`
+frame whose JSON structure (everything but its string values) is over `max_json_frame_bytes` is
+refused unread. String values are cheap to decode and the JSON-only requests carry their audio as
+base64 strings (the voice API, the voice profile family: up to two clips of `max_audio_bytes`), so
+strings get that much on top: a 1 MB bound on the whole frame would cap the voice API's audio at
+~750 kB, far below the upload limit. A frame nested deeper than `max_json_depth`
 is refused by an iterative bracket count (strings removed first, so brackets inside text do not
 count) instead of reaching the recursive JSON decoder. A refused frame is still answered: `sniff`
 reads the type and ids from its first and last few kilobytes with bounded patterns that only match
@@ -50,12 +54,25 @@ def json_depth(data: bytes) -> int:
     return int(np.cumsum(steps, dtype=np.int64).max())
 
 
-def parse_frame0(frame: bytes, max_bytes: int, max_depth: int) -> dict[str, Any]:
+def base64_allowance(max_audio_bytes: int) -> int:
+    """What frame 0 may hold in strings beyond `max_json_frame_bytes`: two base64 clips (voice_compare)."""
+    return 2 * 4 * -(-max_audio_bytes // 3)
+
+
+def parse_frame0(frame: bytes, max_bytes: int, max_depth: int, string_allowance: int = 0) -> dict[str, Any]:
     """The request object; PayloadTooLargeError / InvalidRequestError (`invalid_json`) otherwise."""
-    if len(frame) > max_bytes:
-        raise PayloadTooLargeError(f"frame 0 is {len(frame)} bytes; the limit is {max_bytes} (max_json_frame_bytes)")
+    limit = max_bytes + string_allowance
+    if len(frame) > limit:
+        raise PayloadTooLargeError(f"frame 0 is {len(frame)} bytes; the limit is {limit} "
+                                   "(max_json_frame_bytes + base64 audio of max_audio_bytes)")
+    structure = frame
+    if len(frame) > max_bytes:  # only then is it worth cutting the strings out (linear, see _STRING)
+        structure = _STRING.sub(b'""', frame)
+        if len(structure) > max_bytes:
+            raise PayloadTooLargeError(f"frame 0 has {len(structure)} bytes outside its strings; the limit is "
+                                       f"{max_bytes} (max_json_frame_bytes)")
     # Fast path: a frame with no more brackets than the limit cannot nest deeper (most requests).
-    depth = json_depth(frame) if len(frame.translate(None, _NOT_BRACKETS)) > max_depth else 0
+    depth = json_depth(structure) if len(frame.translate(None, _NOT_BRACKETS)) > max_depth else 0
     if depth > max_depth:
         raise TooDeepError(f"frame 0 is nested {depth} levels deep; the limit is {max_depth} (max_json_depth)")
     try:

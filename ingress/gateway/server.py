@@ -25,7 +25,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from ingress.gateway.frame0 import parse_frame0, refused_unread, sniff
+from ingress.gateway.frame0 import base64_allowance, parse_frame0, refused_unread, sniff
 from ingress.gateway.protocol.events import GatewayEvent, GenericError
 from ingress.gateway.router import GatewayRouter
 from ingress.gateway.zap import DoorSecurity, PeerAuthenticator
@@ -149,7 +149,7 @@ class GatewayServer:
     def _dispatch(self, frames: list[bytes], principal: str = "gateway") -> None:
         s = self.settings
         try:
-            raw = parse_frame0(frames[0], s.max_json_frame_bytes, s.max_json_depth)
+            raw = parse_frame0(frames[0], s.max_json_frame_bytes, s.max_json_depth, base64_allowance(s.max_audio_bytes))
         except InvalidRequestError as exc:
             self.malformed += 1
             log.warning("malformed gateway message from %s (%d frames, %d bytes): %s",

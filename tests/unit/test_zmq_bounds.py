@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ingress.gateway.frame0 import json_depth, sniff
+from ingress.gateway.frame0 import base64_allowance, json_depth, sniff
 from ingress.gateway.server import GatewayServer
 from tests.fixtures.gateway_client import Event, GatewayClient, connected_client, new_id
 from tests.fixtures.gateway_server import running_gateway
@@ -26,14 +26,17 @@ pytestmark = pytest.mark.timeout(60)
 AUDIO = sine_wav_bytes(1.0)
 AUDIO_B64 = base64.b64encode(AUDIO).decode()
 MAX_TARGETS = 3
-MAX_FRAME = 64 * 1024
+MAX_FRAME = 16 * 1024
+MAX_AUDIO = 48 * 1024
+OVER_ALL = MAX_FRAME + base64_allowance(MAX_AUDIO) + 1  # more than frame 0 may hold, strings included
 MAX_DEPTH = 8
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[GatewayServer]:
     async with running_gateway(tmp_path, max_target_languages=MAX_TARGETS, max_preview_languages=2,
-                               max_json_frame_bytes=MAX_FRAME, max_json_depth=MAX_DEPTH) as gw:
+                               max_json_frame_bytes=MAX_FRAME, max_json_depth=MAX_DEPTH,
+                               max_audio_bytes=MAX_AUDIO) as gw:
         yield gw
 
 
@@ -68,14 +71,14 @@ async def pong_after(gateway: GatewayClient) -> None:
 
 async def test_oversize_frame0_answers_with_its_type_event(server: GatewayServer, gateway: GatewayClient) -> None:
     task = new_id()
-    body = translation(task, ["en", "es"], text="x" * (MAX_FRAME * 4))
+    body = translation(task, ["en", "es"], text="x" * OVER_ALL)
     await gateway.send(body)
     events = [await gateway.wait_for(lambda e: e.get("taskId") == task, 5) for _ in range(2)]
     assert {(e.type, e["errorCode"]) for e in events} == {("translation_error", "payload_too_large")}
     assert sorted(e["targetLanguage"] for e in events) == ["en", "es"]
-    assert all(e["messageId"] == f"m-{task}" and str(MAX_FRAME) in e["error"] for e in events)
+    assert all(e["messageId"] == f"m-{task}" and "max_json_frame_bytes" in e["error"] for e in events)
     # Ids after the big field are read from the end of the frame.
-    await gateway.send({"type": "audio_process", "text": "x" * MAX_FRAME * 4, "messageId": "m-big",
+    await gateway.send({"type": "audio_process", "text": "x" * OVER_ALL, "messageId": "m-big",
                         "attachmentId": "a-big", "senderId": "u1", "targetLanguages": ["en"]})
     event = await gateway.wait_for(lambda e: e.get("messageId") == "m-big", 5)
     assert event.type == "audio_process_error" and event["attachmentId"] == "a-big" and event["taskId"]
@@ -87,10 +90,25 @@ async def test_oversize_frame0_without_readable_ids_is_an_anonymous_error(gatewa
     await gateway.send(b"\x00" * (MAX_FRAME + 1))
     event = await gateway.wait_for(lambda e: e.type == "error", 5)
     assert event["errorCode"] == "payload_too_large" and event["taskId"] is None
-    await gateway.send({"taskId": "not a valid id", "text": "y" * MAX_FRAME * 2})  # a malformed id is not echoed
+    await gateway.send({"taskId": "not a valid id", "text": "y" * OVER_ALL})  # a malformed id is not echoed
     event = await gateway.wait_for(lambda e: e.type == "error", 5)
     assert event["errorCode"] == "payload_too_large" and event["taskId"] is None
     await pong_after(gateway)
+
+
+async def test_the_json_structure_is_bounded_not_the_base64_audio(gateway: GatewayClient) -> None:
+    """Over max_json_frame_bytes in structure: refused. Over it in a base64 clip: served (the voice API
+    carries its audio in frame 0, up to max_audio_bytes)."""
+    task = new_id()
+    await gateway.send(translation(task, ["en"], padding=[0] * MAX_FRAME))
+    event = await only_event(gateway, lambda e: e.get("taskId") == task)
+    assert (event.type, event["errorCode"]) == ("translation_error", "payload_too_large")
+    assert "outside its strings" in event["error"]
+    task = new_id()
+    assert len(AUDIO_B64) > MAX_FRAME
+    await gateway.send({"type": "voice_translate", "taskId": task, "audioBase64": AUDIO_B64, "targetLanguages": ["en"]})
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    assert event.type == "voice_api_success", event.body
 
 
 async def test_deep_nesting_is_refused_before_parsing(server: GatewayServer, gateway: GatewayClient) -> None:

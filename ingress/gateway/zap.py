@@ -125,7 +125,7 @@ class PeerAuthenticator(AsyncioAuthenticator):
             if not self.peer_allowed(address):
                 self.denied += 1
                 if address not in self._logged and len(self._logged) < MAX_LOGGED_PEERS:
-                    self._logged.add(address)  # a refused peer reconnects forever: log it once
+                    self._logged.add(address)  # it may knock again (a restart, another client): log it once
                     log.warning("ZMQ connection from %s refused: not in TRANSLATOR_ZMQ_ALLOWED_PEERS", address)
                 self._send_zap_reply(msg[1], b"400", b"Address not allowed")
                 return

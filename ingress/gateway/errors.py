@@ -3,15 +3,21 @@
 The renderers read the raw frame 0, not a validated model: a request that failed validation, or
 was refused as busy before anyone validated it, must still be answered with whatever ids it has.
 Each route names its renderer (`router.Route.errors`); an unknown type gets `generic_errors`.
+
+Since that frame is unvalidated, an id is echoed only when it is well-formed (`wire_id`, the same rule
+as the request models): events go out under ids the service validated or generated, never under
+whatever a peer wrote. A burst of errors is bounded too: one event per distinct target language up
+to `max_target_languages`, a single one beyond.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import ConfigDict, ValidationError
 
 from ingress.gateway.protocol.events import (
     AudioProcessError,
@@ -22,14 +28,28 @@ from ingress.gateway.protocol.events import (
     VoiceApiError,
     VoiceProfileErrorEvent,
 )
-from serve_app.errors import BusyError, InvalidRequestError, NotFoundError, ServiceError
+from ingress.gateway.protocol.requests import ID_CHARS, MAX_ID_CHARS
+from serve_app.errors import BusyError, InvalidRequestError, NotFoundError, RateLimitedError, ServiceError
 
 ErrorEvents = Callable[[dict[str, Any], ServiceError], list[GatewayEvent]]
 
 AUDIO_ERROR_CODES = {
     "pipeline_unavailable", "processing_failed", "transcription_failed", "translation_failed", "tts_failed",
-    "voice_clone_failed", "invalid_request", "busy",
+    "voice_clone_failed", "invalid_request", "busy", "rate_limited",
 }
+_WIRE_ID = re.compile(rf"[{ID_CHARS}]{{1,{MAX_ID_CHARS}}}")
+_KIND = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_LANGUAGE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+class ExtendedEvent(GatewayEvent):
+    """An event with fields its model does not declare (retryAfterMs on any error event), verbatim."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def with_fields(event: GatewayEvent, **fields: Any) -> GatewayEvent:
+    return ExtendedEvent(**{**event.to_wire(), **fields})
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -49,7 +69,7 @@ def audio_error_code(err: ServiceError) -> str:
 
 def voice_api_error_code(err: ServiceError) -> str:
     """The voice API speaks its own four upper-case codes, not the service's."""
-    if isinstance(err, BusyError):
+    if isinstance(err, BusyError | RateLimitedError):
         return "RATE_LIMITED"
     if isinstance(err, NotFoundError):
         return "NOT_FOUND"
@@ -59,33 +79,43 @@ def voice_api_error_code(err: ServiceError) -> str:
 
 
 def text_field(raw: dict[str, Any], key: str) -> str | None:
+    """A well-formed id under `key` (conversationId: any string up to the id length), else None."""
     value = raw.get(key)
-    return value if isinstance(value, str) and value else None
+    if not isinstance(value, str) or not value:
+        return None
+    if key == "conversationId":
+        return value if len(value) <= MAX_ID_CHARS else None
+    return value if _WIRE_ID.fullmatch(value) else None
 
 
 def request_kind(raw: dict[str, Any]) -> str:
-    """Missing `type` means translation (PROTOCOL.md §1); a type that is not a string is unknown."""
+    """Missing `type` means translation (PROTOCOL.md §1); a type that is not a short name is unknown."""
     kind = raw.get("type") or "translation"
-    return kind if isinstance(kind, str) else "unknown"
+    return kind if isinstance(kind, str) and _KIND.fullmatch(kind) else "unknown"
 
 
-def _targets(raw: dict[str, Any]) -> list[str | None]:
+def _targets(raw: dict[str, Any], max_targets: int) -> list[str | None]:
     targets = raw.get("targetLanguages")
     if isinstance(targets, list):
-        named = [t for t in targets if isinstance(t, str) and t]
-        if named:
-            return list(dict.fromkeys(named))
-    return [None]
+        named = list(dict.fromkeys(t for t in targets if isinstance(t, str) and _LANGUAGE.fullmatch(t)))
+        if 0 < len(named) <= max_targets:
+            return list(named)
+    return [None]  # no usable list, or one over the cap: a single event for the whole message
 
 
-def translation_errors(raw: dict[str, Any], err: ServiceError) -> list[GatewayEvent]:
-    """One per target language: the gateway tracks languages, not messages."""
-    return [
-        TranslationErrorEvent(taskId=text_field(raw, "taskId") or "", messageId=text_field(raw, "messageId") or "",
-                              error=err.message, errorCode=err.code, targetLanguage=t,
-                              conversationId=text_field(raw, "conversationId"))
-        for t in _targets(raw)
-    ]
+def translation_errors(max_targets: int) -> ErrorEvents:
+    """One per target language (the gateway tracks languages, not messages), at most `max_targets`."""
+
+    def render(raw: dict[str, Any], err: ServiceError) -> list[GatewayEvent]:
+        return [
+            TranslationErrorEvent(taskId=text_field(raw, "taskId") or "",
+                                  messageId=text_field(raw, "messageId") or "", error=err.message,
+                                  errorCode=err.code, targetLanguage=t,
+                                  conversationId=text_field(raw, "conversationId"))
+            for t in _targets(raw, max_targets)
+        ]
+
+    return render
 
 
 def audio_process_errors(raw: dict[str, Any], err: ServiceError) -> list[GatewayEvent]:
@@ -98,7 +128,7 @@ def audio_process_errors(raw: dict[str, Any], err: ServiceError) -> list[Gateway
 
 def transcription_errors(raw: dict[str, Any], err: ServiceError) -> list[GatewayEvent]:
     code = "invalid_request" if isinstance(err, InvalidRequestError) else "transcription_failed"
-    code = "busy" if isinstance(err, BusyError) else code
+    code = "busy" if isinstance(err, BusyError) else "rate_limited" if isinstance(err, RateLimitedError) else code
     return [TranscriptionErrorEvent(taskId=text_field(raw, "taskId") or "",
                                     messageId=text_field(raw, "messageId") or "",
                                     attachmentId=text_field(raw, "attachmentId") or "", error=err.message,

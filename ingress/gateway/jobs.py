@@ -4,6 +4,10 @@ Jobs live in the ZMQ ingress replica, bounded to the most recent `max_jobs`: the
 job while it runs and receives its final event on PUB, so the record only has to outlive the job
 by a little. A webhook, when given, is POSTed the final event, signed (Standard Webhooks), through the
 outbound guard, with bounded retries.
+
+A job started for a user belongs to that user: status and cancel must name the same `userId`, and
+anyone else is told the job does not exist (the same NOT_FOUND as an unknown id, so a guessed job
+id reveals nothing). History lists one user's jobs, never everyone's.
 """
 
 from __future__ import annotations
@@ -71,9 +75,9 @@ class JobRegistry:
                 self.jobs.pop(old_id)
         return job
 
-    def get(self, job_id: str) -> VoiceJobRecord:
+    def get(self, job_id: str, user_id: str | None = None) -> VoiceJobRecord:
         job = self.jobs.get(job_id)
-        if job is None:
+        if job is None or (job.userId is not None and job.userId != user_id):
             raise NotFoundError(f"no voice job {job_id!r} (unknown, or finished long ago)")
         return job
 
@@ -86,16 +90,16 @@ class JobRegistry:
         self.tasks[job.jobId] = task
         task.add_done_callback(lambda _: self.tasks.pop(job.jobId, None))
 
-    def cancel(self, job_id: str) -> VoiceJobRecord:
-        job = self.get(job_id)
+    def cancel(self, job_id: str, user_id: str | None = None) -> VoiceJobRecord:
+        job = self.get(job_id, user_id)
         task = self.tasks.get(job_id)
         if job.status in ("pending", "processing") and task is not None:
             task.cancel()
             self.update(job, status="cancelled", currentStep="cancelled")
         return job
 
-    def history(self, user_id: str | None, limit: int = 50) -> list[dict[str, Any]]:
-        jobs = [j for j in reversed(self.jobs.values()) if user_id is None or j.userId == user_id]
+    def history(self, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        jobs = [j for j in reversed(self.jobs.values()) if j.userId == user_id]
         return [j.public(include_result=False) for j in jobs[:limit]]
 
     def counts(self) -> dict[str, int]:

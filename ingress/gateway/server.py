@@ -1,12 +1,15 @@
 """The ZMQ door's sockets and receive loop (PROTOCOL.md §1), without Ray, so unit tests run it as is.
 
-It binds PULL and PUB, reads multipart messages in one asyncio loop and hands each request to its
-own task, bounded by `zmq_max_in_flight`: the loop only parses frame 0 and never waits on the
-pipeline. A request over the budget is answered at once with its type's error event (`errorCode`
-busy / RATE_LIMITED), never with silence. Malformed input (bad JSON, random bytes, frames out of
-range, oversize payloads) is answered where the request can be identified and logged; the loop
-keeps going. `check` fails if the loop task has died, so the deployment's health check can have
-Serve replace the replica.
+It binds PULL and PUB behind ZAP (`zap.DoorSecurity`: an IP allow-list, optionally CURVE; a door
+open beyond loopback with neither refuses to start), reads multipart messages in one asyncio loop
+and hands each request to its own task, bounded by `zmq_max_in_flight`: the loop only parses frame
+0, within size and depth bounds (`frame0`), and never waits on the pipeline. Each request carries
+its principal, the peer it came from (address, or CURVE key), for the router's rate limits. A
+request over the budget is answered at once with its type's error event (`errorCode` busy /
+RATE_LIMITED), never with silence. Malformed input (bad JSON, random bytes, frames out of range,
+oversize or too deeply nested payloads) is answered where the request can be identified and
+logged; the loop keeps going. `check` fails if the loop task has died, so the deployment's health
+check can have Serve replace the replica.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from ingress.gateway.frame0 import base64_allowance, parse_frame0, refused_unread, sniff
 from ingress.gateway.protocol.events import GatewayEvent, GenericError
 from ingress.gateway.router import GatewayRouter
+from ingress.gateway.zap import DoorSecurity, PeerAuthenticator
 from serve_app.errors import BusyError, InvalidRequestError
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
@@ -31,15 +36,19 @@ from serve_app.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def parse_frame0(frame: bytes) -> dict[str, Any]:
-    """Frame 0 is UTF-8 JSON holding an object; anything else is a client error."""
+def peer_principal(frame: zmq.Frame) -> str:
+    """Who sent a message, from what ZAP recorded: its CURVE key, else its address ("gateway" if unknown)."""
     try:
-        raw = json.loads(frame.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRequestError(f"frame 0 is not UTF-8 JSON: {exc}", code="invalid_json") from exc
-    if not isinstance(raw, dict):
-        raise InvalidRequestError(f"frame 0 must be a JSON object, got {type(raw).__name__}", code="invalid_json")
-    return raw
+        user = frame.get("User-Id")
+        if user and user != "anonymous":
+            return f"curve:{user}"
+        return f"peer:{frame.get('Peer-Address')}"
+    except (zmq.ZMQError, UnicodeDecodeError):
+        return "gateway"
+
+
+def tcp_address(host: str, port: int) -> str:
+    return f"tcp://[{host.strip('[]')}]:{port}" if ":" in host else f"tcp://{host}:{port}"
 
 
 class GatewayServer:
@@ -48,7 +57,9 @@ class GatewayServer:
     def __init__(self, router: GatewayRouter, settings: Settings) -> None:
         self.router = router
         self.settings = settings
+        self.security = DoorSecurity.from_settings(settings)  # refuses an unprotected non-loopback bind
         self.context = zmq.asyncio.Context()
+        self.auth: PeerAuthenticator | None = None
         self.pull: zmq.asyncio.Socket | None = None
         self.pub: zmq.asyncio.Socket | None = None
         self.loop_task: asyncio.Task[None] | None = None
@@ -63,6 +74,8 @@ class GatewayServer:
 
     async def start(self) -> None:
         s = self.settings
+        self.auth = self.security.authenticator(self.context)
+        self.auth.start()
         self.pull = self.context.socket(zmq.PULL)
         self.pull.setsockopt(zmq.RCVHWM, s.zmq_high_water_mark)
         self.pull.setsockopt(zmq.MAXMSGSIZE, s.zmq_max_message_bytes)
@@ -70,15 +83,19 @@ class GatewayServer:
         self.pub = self.context.socket(zmq.PUB)
         self.pub.setsockopt(zmq.SNDHWM, s.zmq_high_water_mark)
         self.pub.setsockopt(zmq.LINGER, 1000)
+        for sock in (self.pull, self.pub):
+            self.security.secure(sock)
+            sock.setsockopt(zmq.IPV6, int(":" in s.zmq_host))
         await self._bind(self.pull, s.zmq_pull_port)
         await self._bind(self.pub, s.zmq_pub_port)
         self.loop_task = asyncio.create_task(self._receive_loop(), name="zmq-receive-loop")
-        log.info("ZMQ ingress: PULL tcp://%s:%d, PUB tcp://%s:%d, at most %d requests in flight",
-                 s.zmq_host, s.zmq_pull_port, s.zmq_host, s.zmq_pub_port, s.zmq_max_in_flight)
+        log.info("ZMQ ingress: PULL %s, PUB %s, %s, at most %d requests in flight",
+                 tcp_address(s.zmq_host, s.zmq_pull_port), tcp_address(s.zmq_host, s.zmq_pub_port),
+                 self.security.describe(), s.zmq_max_in_flight)
 
     async def _bind(self, sock: zmq.asyncio.Socket, port: int) -> None:
         """A replaced replica may still hold the port for a moment: retry, then fail loudly."""
-        address = f"tcp://{self.settings.zmq_host}:{port}"
+        address = tcp_address(self.settings.zmq_host, port)
         deadline = time.monotonic() + self.settings.zmq_bind_timeout_s
         while True:
             try:
@@ -110,7 +127,7 @@ class GatewayServer:
         assert self.pull is not None
         while True:
             try:
-                frames = await self.pull.recv_multipart()
+                parts = await self.pull.recv_multipart(copy=False)
             except asyncio.CancelledError:
                 raise
             except zmq.ZMQError as exc:
@@ -120,7 +137,7 @@ class GatewayServer:
                 await asyncio.sleep(0.05)
                 continue
             try:
-                self._dispatch(frames)
+                self._dispatch([p.bytes for p in parts], peer_principal(parts[0]))
             except Exception:  # noqa: BLE001 - the loop outlives any single message
                 log.exception("dispatch failed; message dropped")
 
@@ -129,14 +146,15 @@ class GatewayServer:
         self.side_tasks.add(task)
         task.add_done_callback(self.side_tasks.discard)
 
-    def _dispatch(self, frames: list[bytes]) -> None:
+    def _dispatch(self, frames: list[bytes], principal: str = "gateway") -> None:
+        s = self.settings
         try:
-            raw = parse_frame0(frames[0])
+            raw = parse_frame0(frames[0], s.max_json_frame_bytes, s.max_json_depth, base64_allowance(s.max_audio_bytes))
         except InvalidRequestError as exc:
             self.malformed += 1
-            log.warning("malformed gateway message (%d frames, %d bytes): %s",
-                        len(frames), sum(len(f) for f in frames), exc.message)
-            self._spawn_side(self.publish(GenericError(error=exc.message, errorCode=exc.code)))
+            log.warning("malformed gateway message from %s (%d frames, %d bytes): %s",
+                        principal, len(frames), sum(len(f) for f in frames), exc.message)
+            self._spawn_side(self._publish_all(self._malformed_events(frames[0], exc)))
             return
         if raw.get("type") == "ping":
             # Pings skip the request budget (a busy translator still pongs) but have their own bound,
@@ -144,7 +162,7 @@ class GatewayServer:
             if len(self.pings) >= self.settings.zmq_max_in_flight:
                 self.rejected_busy += 1
                 return
-            ping = asyncio.create_task(self.router.handle(raw, frames, self.publish))
+            ping = asyncio.create_task(self.router.handle(raw, frames, self.publish, principal))
             self.pings.add(ping)
             ping.add_done_callback(self.pings.discard)
             return
@@ -153,9 +171,19 @@ class GatewayServer:
             busy = BusyError(f"translator busy: {len(self.tasks)} requests in flight; retry shortly")
             self._spawn_side(self._publish_all(self.router.error_events(raw, busy)))
             return
-        task = asyncio.create_task(self.router.handle(raw, frames, self.publish))
+        task = asyncio.create_task(self.router.handle(raw, frames, self.publish, principal))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _malformed_events(self, frame0: bytes, exc: InvalidRequestError) -> list[GatewayEvent]:
+        """A frame refused for its size or depth may still be well-formed: answer with its type's own
+        event when the type and ids can be read cheaply. Bad JSON gets the anonymous error, as ever."""
+        found = sniff(frame0) if refused_unread(exc) else {}
+        if "type" in found:
+            return self.router.error_events(found, exc)
+        return [GenericError(taskId=found.get("taskId"), messageId=found.get("messageId"),
+                             attachmentId=found.get("attachmentId"), request_id=found.get("request_id"),
+                             postId=found.get("postId"), error=exc.message, errorCode=exc.code)]
 
     async def _publish_all(self, events: list[GatewayEvent]) -> None:
         for event in events:
@@ -167,6 +195,8 @@ class GatewayServer:
             "malformed": self.malformed,
             "rejectedBusy": self.rejected_busy,
             "published": self.published,
+            "refusedConnections": self.auth.denied if self.auth is not None else 0,
+            "access": self.security.describe(),
             "loopAlive": self.loop_task is not None and not self.loop_task.done(),
             "pullPort": self.settings.zmq_pull_port,
             "pubPort": self.settings.zmq_pub_port,
@@ -177,6 +207,9 @@ class GatewayServer:
             self.loop_task.cancel()
         for task in list(self.tasks):
             task.cancel()
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
         self.context.destroy(linger=0)
 
 

@@ -5,7 +5,8 @@ The async request acks with a job id and returns: the job runs as its own task, 
 slots that text translations need. The job reports `voice_job_progress`, then exactly one
 `voice_translation_completed` / `voice_translation_failed` (a cancel included), which is also
 POSTed to the webhook when one was given. Status, cancel and history return their `result`; the
-router wraps it in `voice_api_success`.
+router wraps it in `voice_api_success`. Status and cancel find a user's job only when the request
+names that user (`JobRegistry.get`); history needs a `userId` (its request model says so).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ingress.gateway.context import Call
 from ingress.gateway.errors import voice_api_error_code
 from ingress.gateway.jobs import JobRegistry, VoiceJobRecord, deliver_webhook
 from ingress.gateway.protocol.events import VoiceApiSuccess, VoiceJobFinished, VoiceJobProgress
-from ingress.gateway.protocol.requests import VoiceApiRequest, VoiceJobRequest, VoiceTranslateAsyncRequest
+from ingress.gateway.protocol.requests import VoiceHistoryRequest, VoiceJobRequest, VoiceTranslateAsyncRequest
 from ingress.gateway.rendering import voice_result_json
 from ingress.gateway.voice_inputs import voice_job
 from serve_app.domain.voice import VoiceJob
@@ -43,12 +44,12 @@ class ServingJobs:
                                            result={"jobId": job.jobId, "status": "pending"}, processingTimeMs=0), ())
 
     async def status(self, req: VoiceJobRequest, call: Call) -> dict[str, Any]:
-        return self.jobs.get(req.jobId).public()
+        return self.jobs.get(req.jobId, req.userId).public()
 
     async def cancel(self, req: VoiceJobRequest, call: Call) -> dict[str, Any]:
-        return self.jobs.cancel(req.jobId).public()
+        return self.jobs.cancel(req.jobId, req.userId).public()
 
-    async def history(self, req: VoiceApiRequest, call: Call) -> dict[str, Any]:
+    async def history(self, req: VoiceHistoryRequest, call: Call) -> dict[str, Any]:
         return {"userId": req.userId, "jobs": self.jobs.history(req.userId)}
 
     async def _job_task(self, req: VoiceTranslateAsyncRequest, job: VoiceJobRecord, job_input: VoiceJob,

@@ -252,7 +252,7 @@ async def test_voice_translate_async_progress_completed_and_status(gateway: Gate
     assert len(final["result"]["translations"]) == 2
 
     status_task = new_id()
-    await gateway.send({"type": "voice_job_status", "taskId": status_task, "jobId": job_id})
+    await gateway.send({"type": "voice_job_status", "taskId": status_task, "jobId": job_id, "userId": "u1"})
     status = await gateway.wait_for(lambda e: e.get("taskId") == status_task, 5)
     assert status.type == "voice_api_success"
     assert status["result"]["jobId"] == job_id and status["result"]["status"] == "completed"
@@ -270,7 +270,8 @@ async def test_voice_job_cancel(gateway: GatewayClient) -> None:
                         "audioBase64": base64.b64encode(AUDIO).decode(), "targetLanguages": ["en"]})
     ack = await gateway.wait_for(lambda e: e.get("taskId") == task and e.type == "voice_api_success", 5)
     cancel_task = new_id()
-    await gateway.send({"type": "voice_job_cancel", "taskId": cancel_task, "jobId": ack["result"]["jobId"]})
+    await gateway.send({"type": "voice_job_cancel", "taskId": cancel_task, "jobId": ack["result"]["jobId"],
+                        "userId": "u1"})
     answer = await gateway.wait_for(lambda e: e.get("taskId") == cancel_task, 5)
     assert answer.type == "voice_api_success" and answer["result"]["status"] == "cancelled"
     final = await gateway.wait_for(lambda e: e.get("taskId") == task and e.type.startswith("voice_translation_"), 5)

@@ -4,21 +4,56 @@ Field names are the gateway's, camelCase, except the voice-profile family, which
 spoke in snake_case. Unknown extra fields are ignored (the gateway adds some we do not read); a
 field of the wrong type or a missing required one is a validation error the router answers with
 the request type's own error event. Which model a type validates into is the router's table.
+
+Trust boundary: every id an event may be published under (taskId, messageId, attachmentId,
+request_id, jobId, postId) is validated here (`WireId`: 1-128 of `[A-Za-z0-9_.:@-]`, which keeps
+namespaced messageIds such as `post:<id>`), so what goes back out on PUB is an id this service
+checked or generated. User ids are bounded in length (they key rate limits and stores). Target and
+preview language lists are capped by the limits the router passes as validation context
+(`max_target_languages`, `max_preview_languages`), so one message cannot fan out without bound.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from serve_app.domain.transcription import MobileTranscription
 
 ModelType = Literal["basic", "medium", "premium"]
 
+ID_CHARS = r"A-Za-z0-9_.:@-"
+MAX_ID_CHARS = 128
+WireId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=rf"^[{ID_CHARS}]+$")]
+# Optional ids the gateway may send empty ("" = absent); when given, they follow the same rule.
+OptionalWireId = Annotated[str, StringConstraints(max_length=MAX_ID_CHARS, pattern=rf"^[{ID_CHARS}]*$")]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
+LanguageCode = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
 
 class GatewayModel(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+def _cap_distinct(values: list[str], info: ValidationInfo, limit_name: str, what: str) -> list[str]:
+    """Duplicates cost nothing (they are merged downstream); distinct entries over the limit are refused."""
+    limit = (info.context or {}).get(limit_name)
+    distinct = len(dict.fromkeys(values))
+    if isinstance(limit, int) and distinct > limit:
+        raise ValueError(f"{distinct} {what} in one request; the limit is {limit} ({limit_name})")
+    return values
+
+
+class TargetLanguages(GatewayModel):
+    """Every request that fans out per language: at least one, at most `max_target_languages` distinct."""
+
+    targetLanguages: list[LanguageCode] = Field(min_length=1)
+
+    @field_validator("targetLanguages")
+    @classmethod
+    def _capped(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return _cap_distinct(value, info, "max_target_languages", "target languages")
 
 
 class PingRequest(GatewayModel):
@@ -54,27 +89,25 @@ def _lenient_model_type(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
-class TranslationRequest(GatewayModel):
+class TranslationRequest(TargetLanguages):
     type: Literal["translation"] = "translation"
-    taskId: str = Field(min_length=1)
-    messageId: str = ""
+    taskId: WireId
+    messageId: OptionalWireId = ""
     text: str
-    sourceLanguage: str = "auto"
-    targetLanguages: list[str] = Field(min_length=1)
-    conversationId: str | None = None
+    sourceLanguage: LanguageCode = "auto"
+    conversationId: Annotated[str, StringConstraints(max_length=MAX_ID_CHARS)] | None = None
     modelType: ModelType = "basic"
     timestamp: float | None = None
 
     _model_type = field_validator("modelType", mode="before")(_lenient_model_type)
 
 
-class StoryTextObjectRequest(GatewayModel):
+class StoryTextObjectRequest(TargetLanguages):
     type: Literal["story_text_object_translation"] = "story_text_object_translation"
-    postId: str = Field(min_length=1)
+    postId: WireId
     textObjectIndex: int = Field(ge=0)
     text: str
-    sourceLanguage: str = "auto"
-    targetLanguages: list[str] = Field(min_length=1)
+    sourceLanguage: LanguageCode = "auto"
     timestamp: float | None = None
 
 
@@ -84,20 +117,19 @@ class ForwardedVoiceProfile(GatewayModel):
     qualityScore: float | None = None
 
 
-class AudioProcessRequest(AudioSource):
+class AudioProcessRequest(AudioSource, TargetLanguages):
     type: Literal["audio_process"] = "audio_process"
-    taskId: str | None = None
-    messageId: str = Field(min_length=1)
-    attachmentId: str = Field(min_length=1)
-    senderId: str = Field(min_length=1)
-    conversationId: str | None = None
+    taskId: WireId | None = None
+    messageId: WireId
+    attachmentId: WireId
+    senderId: UserId
+    conversationId: Annotated[str, StringConstraints(max_length=MAX_ID_CHARS)] | None = None
     audioDurationMs: int | None = None
     userLanguage: str | None = None
     mobileTranscription: MobileTranscription | None = None
-    targetLanguages: list[str] = Field(min_length=1)
     generateVoiceClone: bool = True
     modelType: ModelType = "basic"
-    originalSenderId: str | None = None
+    originalSenderId: UserId | None = None
     existingVoiceProfile: ForwardedVoiceProfile | None = None
     useOriginalVoice: bool = True
     voiceCloneParams: dict[str, Any] = Field(default_factory=dict)
@@ -107,9 +139,9 @@ class AudioProcessRequest(AudioSource):
 
 class TranscriptionOnlyRequest(AudioSource):
     type: Literal["transcription_only"] = "transcription_only"
-    taskId: str | None = None
-    messageId: str = ""
-    attachmentId: str = ""
+    taskId: WireId | None = None
+    messageId: OptionalWireId = ""
+    attachmentId: OptionalWireId = ""
     audioFormat: str | None = None
     language: str | None = None
     mobileTranscription: MobileTranscription | None = None
@@ -118,8 +150,14 @@ class TranscriptionOnlyRequest(AudioSource):
 # ---- Voice API (JSON only, camelCase) ----
 class VoiceApiRequest(GatewayModel):
     type: str
-    taskId: str = Field(min_length=1)
-    userId: str | None = None
+    taskId: WireId
+    userId: UserId | None = None
+
+
+class VoiceHistoryRequest(VoiceApiRequest):
+    """A user's own jobs only: there is no listing of everyone's."""
+
+    userId: UserId
 
 
 class VoiceAudioRequest(VoiceApiRequest):
@@ -129,8 +167,7 @@ class VoiceAudioRequest(VoiceApiRequest):
     audioUrl: str | None = None
 
 
-class VoiceTranslateRequest(VoiceAudioRequest):
-    targetLanguages: list[str] = Field(min_length=1)
+class VoiceTranslateRequest(VoiceAudioRequest, TargetLanguages):
     sourceLanguage: str | None = None
     generateVoiceClone: bool = True
     outputFormat: Literal["mp3", "ogg", "wav"] = "mp3"
@@ -148,11 +185,11 @@ class VoiceCompareRequest(VoiceApiRequest):
 
 
 class VoiceJobRequest(VoiceApiRequest):
-    jobId: str = Field(min_length=1)
+    jobId: WireId
 
 
 class VoiceFeedbackRequest(VoiceApiRequest):
-    userId: str = Field(min_length=1)
+    userId: UserId
     translationId: str = Field(min_length=1)
     rating: float = Field(ge=0, le=5)
     comment: str | None = None
@@ -168,22 +205,27 @@ class VoiceProfileApiRequest(VoiceAudioRequest):
 # ---- Voice profile family (snake_case, base64 audio in JSON) ----
 class VoiceProfileAnalyzeRequest(GatewayModel):
     type: Literal["voice_profile_analyze"] = "voice_profile_analyze"
-    request_id: str = Field(min_length=1)
-    user_id: str = Field(min_length=1)
+    request_id: WireId
+    user_id: UserId
     audio_data: str = Field(min_length=1)
     audio_format: str | None = None
     is_update: bool = False
     existing_fingerprint: dict[str, Any] | None = None
     include_transcription: bool = True
     generate_previews: bool = False
-    preview_languages: list[str] = Field(default_factory=list)
+    preview_languages: list[LanguageCode] = Field(default_factory=list)
     preview_text: str | None = None
+
+    @field_validator("preview_languages")
+    @classmethod
+    def _capped(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return _cap_distinct(value, info, "max_preview_languages", "preview languages")
 
 
 class VoiceProfileVerifyRequest(GatewayModel):
     type: Literal["voice_profile_verify"] = "voice_profile_verify"
-    request_id: str = Field(min_length=1)
-    user_id: str = Field(min_length=1)
+    request_id: WireId
+    user_id: UserId
     audio_data: str = Field(min_length=1)
     audio_format: str | None = None
     existing_fingerprint: dict[str, Any] | None = None
@@ -191,7 +233,7 @@ class VoiceProfileVerifyRequest(GatewayModel):
 
 class VoiceProfileCompareRequest(GatewayModel):
     type: Literal["voice_profile_compare"] = "voice_profile_compare"
-    request_id: str = Field(min_length=1)
+    request_id: WireId
     fingerprint_a: dict[str, Any]
     fingerprint_b: dict[str, Any]
 

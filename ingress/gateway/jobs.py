@@ -34,6 +34,8 @@ class VoiceJobRecord(BaseModel):
     currentStep: str = "queued"
     createdAt: float = Field(default_factory=time.time)
     updatedAt: float = Field(default_factory=time.time)
+    startedAt: float | None = None
+    completedAt: float | None = None
     targetLanguages: list[str] = Field(default_factory=list)
     result: dict[str, Any] | None = None
     error: str | None = None
@@ -69,6 +71,10 @@ class JobRegistry:
         for key, value in changes.items():
             setattr(job, key, value)
         job.updatedAt = time.time()
+        if job.status != "pending" and job.startedAt is None:
+            job.startedAt = job.updatedAt
+        if job.status in ("completed", "failed", "cancelled") and job.completedAt is None:
+            job.completedAt = job.updatedAt
 
     def attach(self, job: VoiceJobRecord, task: asyncio.Task[Any]) -> None:
         self.tasks[job.jobId] = task

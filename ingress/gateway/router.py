@@ -37,6 +37,7 @@ from ingress.gateway.errors import (
     voice_api_errors,
     voice_profile_errors,
 )
+from ingress.gateway.history import VoiceHistory
 from ingress.gateway.jobs import JobRegistry
 from ingress.gateway.protocol.events import GatewayEvent, VoiceApiSuccess, VoiceProfileResult
 from ingress.gateway.protocol.requests import (
@@ -49,12 +50,14 @@ from ingress.gateway.protocol.requests import (
     VoiceAudioRequest,
     VoiceCompareRequest,
     VoiceFeedbackRequest,
+    VoiceHistoryRequest,
     VoiceJobRequest,
     VoiceProfileAnalyzeRequest,
     VoiceProfileApiRequest,
     VoiceProfileCompareRequest,
     VoiceProfileFamilyRequest,
     VoiceProfileVerifyRequest,
+    VoiceStatsRequest,
     VoiceTranslateAsyncRequest,
     VoiceTranslateRequest,
 )
@@ -87,7 +90,8 @@ class Route(Generic[Req]):
     task_id_prefix: str | None = None
 
 
-def voice_api_success(kind: str, req: VoiceApiRequest, result: dict[str, Any], started: float) -> GatewayEvent:
+def voice_api_success(kind: str, req: VoiceApiRequest, result: dict[str, Any] | list[Any], started: float
+                      ) -> GatewayEvent:
     return VoiceApiSuccess(taskId=req.taskId, requestType=kind, result=result, processingTimeMs=elapsed_ms(started))
 
 
@@ -95,7 +99,7 @@ def profile_result(kind: str, req: VoiceProfileFamilyRequest, result: dict[str, 
     return VoiceProfileResult(type=f"{kind}_result", request_id=req.request_id, result=result)
 
 
-def voice_api(model: type[ApiReq], handler: Callable[[ApiReq, Call], Awaitable[dict[str, Any]]]) -> Route[ApiReq]:
+def voice_api(model: type[ApiReq], handler: Callable[[ApiReq, Call], Awaitable[Any]]) -> Route[ApiReq]:
     return Route(model, handler, errors=voice_api_errors, reply=voice_api_success)
 
 
@@ -107,7 +111,7 @@ def profile_family(
 
 class GatewayRouter:
     def __init__(self, pipeline: VoicePipeline, settings: Settings) -> None:
-        self.state = GatewayState()
+        self.state = GatewayState(history=VoiceHistory(settings.max_jobs))
         self.state.transport_stats = self.stats  # until a server reports its own, which include these
         self.jobs = JobRegistry(settings.max_jobs)
         self.routes: dict[str, Route[Any]] = self._table(pipeline, settings)
@@ -115,9 +119,9 @@ class GatewayRouter:
     def _table(self, pipeline: VoicePipeline, settings: Settings) -> dict[str, Route[Any]]:
         text = ServingText(pipeline, settings, self.state)
         audio = ServingAudio(pipeline, settings)
-        api = ServingVoiceApi(pipeline, settings, self.state)
+        api = ServingVoiceApi(pipeline, settings, self.state, self.jobs)
         profiles = ServingProfiles(pipeline, settings)
-        jobs = ServingJobs(pipeline, settings, self.jobs)
+        jobs = ServingJobs(pipeline, settings, self.jobs, self.state.history)
         return {
             "ping": Route(PingRequest, api.ping),
             "translation": Route(TranslationRequest, text.translation, errors=translation_errors),
@@ -139,8 +143,8 @@ class GatewayRouter:
             "voice_job_status": voice_api(VoiceJobRequest, jobs.status),
             "voice_job_cancel": voice_api(VoiceJobRequest, jobs.cancel),
             "voice_feedback": voice_api(VoiceFeedbackRequest, api.feedback),
-            "voice_history": voice_api(VoiceApiRequest, jobs.history),
-            "voice_stats": voice_api(VoiceApiRequest, api.stats),
+            "voice_history": voice_api(VoiceHistoryRequest, jobs.history),
+            "voice_stats": voice_api(VoiceStatsRequest, api.stats),
             "voice_admin_metrics": voice_api(VoiceApiRequest, api.admin_metrics),
             "voice_health": voice_api(VoiceApiRequest, api.health),
             "voice_languages": voice_api(VoiceApiRequest, api.languages),

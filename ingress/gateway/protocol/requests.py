@@ -8,6 +8,7 @@ the request type's own error event. Which model a type validates into is the rou
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -156,6 +157,17 @@ class VoiceFeedbackRequest(VoiceApiRequest):
     translationId: str = Field(min_length=1)
     rating: float = Field(ge=0, le=5)
     comment: str | None = None
+
+
+class VoiceHistoryRequest(VoiceApiRequest):
+    limit: int = Field(default=20, ge=1, le=500)
+    offset: int = Field(default=0, ge=0)
+    startDate: datetime | None = None  # ISO 8601; naive = UTC
+    endDate: datetime | None = None
+
+
+class VoiceStatsRequest(VoiceApiRequest):
+    period: Literal["day", "week", "month", "all"] = "all"
 
 
 class VoiceProfileApiRequest(VoiceAudioRequest):

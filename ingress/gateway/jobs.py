@@ -7,7 +7,7 @@ outbound guard, with bounded retries.
 
 A job started for a user belongs to that user: status and cancel must name the same `userId`, and
 anyone else is told the job does not exist (the same NOT_FOUND as an unknown id, so a guessed job
-id reveals nothing). History lists one user's jobs, never everyone's.
+id reveals nothing). History (`ingress/gateway/history.py`) lists one user's translations, never everyone's.
 """
 
 from __future__ import annotations
@@ -50,13 +50,13 @@ class VoiceJobRecord(BaseModel):
     currentStep: str = "queued"
     createdAt: float = Field(default_factory=time.time)
     updatedAt: float = Field(default_factory=time.time)
+    startedAt: float | None = None
+    completedAt: float | None = None
     targetLanguages: list[str] = Field(default_factory=list)
     result: dict[str, Any] | None = None
     error: str | None = None
     errorCode: str | None = None
 
-    def public(self, include_result: bool = True) -> dict[str, Any]:
-        return self.model_dump(exclude=None if include_result else {"result"})
 
 
 class JobRegistry:
@@ -85,6 +85,10 @@ class JobRegistry:
         for key, value in changes.items():
             setattr(job, key, value)
         job.updatedAt = time.time()
+        if job.status != "pending" and job.startedAt is None:
+            job.startedAt = job.updatedAt
+        if job.status in ("completed", "failed", "cancelled") and job.completedAt is None:
+            job.completedAt = job.updatedAt
 
     def attach(self, job: VoiceJobRecord, task: asyncio.Task[Any]) -> None:
         self.tasks[job.jobId] = task
@@ -98,9 +102,6 @@ class JobRegistry:
             self.update(job, status="cancelled", currentStep="cancelled")
         return job
 
-    def history(self, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        jobs = [j for j in reversed(self.jobs.values()) if j.userId == user_id]
-        return [j.public(include_result=False) for j in jobs[:limit]]
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -40,6 +40,7 @@ from ingress.gateway.errors import (
     voice_profile_errors,
     with_fields,
 )
+from ingress.gateway.history import VoiceHistory
 from ingress.gateway.jobs import JobRegistry
 from ingress.gateway.protocol.events import GatewayEvent, VoiceApiSuccess, VoiceProfileResult
 from ingress.gateway.protocol.requests import (
@@ -59,6 +60,7 @@ from ingress.gateway.protocol.requests import (
     VoiceProfileCompareRequest,
     VoiceProfileFamilyRequest,
     VoiceProfileVerifyRequest,
+    VoiceStatsRequest,
     VoiceTranslateAsyncRequest,
     VoiceTranslateRequest,
 )
@@ -102,7 +104,8 @@ def acting_user(raw: dict[str, Any]) -> str | None:
     return None
 
 
-def voice_api_success(kind: str, req: VoiceApiRequest, result: dict[str, Any], started: float) -> GatewayEvent:
+def voice_api_success(kind: str, req: VoiceApiRequest, result: dict[str, Any] | list[Any], started: float
+                      ) -> GatewayEvent:
     return VoiceApiSuccess(taskId=req.taskId, requestType=kind, result=result, processingTimeMs=elapsed_ms(started))
 
 
@@ -110,7 +113,7 @@ def profile_result(kind: str, req: VoiceProfileFamilyRequest, result: dict[str, 
     return VoiceProfileResult(type=f"{kind}_result", request_id=req.request_id, result=result)
 
 
-def voice_api(model: type[ApiReq], handler: Callable[[ApiReq, Call], Awaitable[dict[str, Any]]]) -> Route[ApiReq]:
+def voice_api(model: type[ApiReq], handler: Callable[[ApiReq, Call], Awaitable[Any]]) -> Route[ApiReq]:
     return Route(model, handler, errors=voice_api_errors, reply=voice_api_success)
 
 
@@ -122,7 +125,7 @@ def profile_family(
 
 class GatewayRouter:
     def __init__(self, pipeline: VoicePipeline, settings: Settings) -> None:
-        self.state = GatewayState()
+        self.state = GatewayState(history=VoiceHistory(settings.max_jobs))
         self.state.transport_stats = self.stats  # until a server reports its own, which include these
         self.jobs = JobRegistry(settings.max_jobs)
         self.limiter = RateLimiter.from_settings(settings, settings.redis_url)
@@ -134,9 +137,9 @@ class GatewayRouter:
     def _table(self, pipeline: VoicePipeline, settings: Settings) -> dict[str, Route[Any]]:
         text = ServingText(pipeline, settings, self.state)
         audio = ServingAudio(pipeline, settings)
-        api = ServingVoiceApi(pipeline, settings, self.state)
+        api = ServingVoiceApi(pipeline, settings, self.state, self.jobs)
         profiles = ServingProfiles(pipeline, settings)
-        jobs = ServingJobs(pipeline, settings, self.jobs)
+        jobs = ServingJobs(pipeline, settings, self.jobs, self.state.history)
         return {
             "ping": Route(PingRequest, api.ping),
             "translation": Route(TranslationRequest, text.translation,
@@ -160,7 +163,7 @@ class GatewayRouter:
             "voice_job_cancel": voice_api(VoiceJobRequest, jobs.cancel),
             "voice_feedback": voice_api(VoiceFeedbackRequest, api.feedback),
             "voice_history": voice_api(VoiceHistoryRequest, jobs.history),
-            "voice_stats": voice_api(VoiceApiRequest, api.stats),
+            "voice_stats": voice_api(VoiceStatsRequest, api.stats),
             "voice_admin_metrics": voice_api(VoiceApiRequest, api.admin_metrics),
             "voice_health": voice_api(VoiceApiRequest, api.health),
             "voice_languages": voice_api(VoiceApiRequest, api.languages),

@@ -4,22 +4,27 @@ The async request acks with a job id and returns: the job runs as its own task, 
 (`zmq_max_in_flight` running jobs), so long jobs and their webhook retries never hold the request
 slots that text translations need. The job reports `voice_job_progress`, then exactly one
 `voice_translation_completed` / `voice_translation_failed` (a cancel included), which is also
-POSTed to the webhook when one was given. Status, cancel and history return their `result`; the
-router wraps it in `voice_api_success`. Status and cancel find a user's job only when the request
-names that user (`JobRegistry.get`); history needs a `userId` (its request model says so).
+POSTed to the webhook when one was given; its `result` is the same `VoiceTranslationResult` as
+voice_translate's. Status (`TranslationJob`), cancel (`{success, message}`) and history
+(`{history: TranslationHistoryEntry[], total}`) return their `result`; the router wraps it in
+`voice_api_success`. Status and cancel find a user's job only when the request names that user
+(`JobRegistry.get`); history needs a `userId` (its request model says so).
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC
 from typing import Any
 
 from ingress.gateway.context import Call
 from ingress.gateway.errors import voice_api_error_code
+from ingress.gateway.history import VoiceHistory
 from ingress.gateway.jobs import JobRegistry, VoiceJobRecord, deliver_webhook
 from ingress.gateway.protocol.events import VoiceApiSuccess, VoiceJobFinished, VoiceJobProgress
 from ingress.gateway.protocol.requests import VoiceHistoryRequest, VoiceJobRequest, VoiceTranslateAsyncRequest
-from ingress.gateway.rendering import voice_result_json
+from ingress.gateway.protocol.results import VoiceHistoryPage, VoiceJobAccepted, VoiceJobCancelResult
+from ingress.gateway.rendering import history_entry, translation_job, voice_translation_result
 from ingress.gateway.voice_inputs import voice_job
 from serve_app.domain.voice import VoiceJob
 from serve_app.errors import BusyError, ServiceError, as_service_error
@@ -28,10 +33,11 @@ from serve_app.settings import Settings
 
 
 class ServingJobs:
-    def __init__(self, pipeline: VoicePipeline, settings: Settings, jobs: JobRegistry) -> None:
+    def __init__(self, pipeline: VoicePipeline, settings: Settings, jobs: JobRegistry, history: VoiceHistory) -> None:
         self.pipeline = pipeline
         self.settings = settings
         self.jobs = jobs
+        self.voice_history = history
 
     async def translate_async(self, req: VoiceTranslateAsyncRequest, call: Call) -> None:
         """Publishes its own ack (processingTimeMs 0) before the job's first progress event."""
@@ -41,16 +47,24 @@ class ServingJobs:
         job = self.jobs.create(req.taskId, req.userId, job_input.target_languages)
         self.jobs.attach(job, asyncio.create_task(self._job_task(req, job, job_input, call)))
         await call.publish(VoiceApiSuccess(taskId=req.taskId, requestType=req.type,
-                                           result={"jobId": job.jobId, "status": "pending"}, processingTimeMs=0), ())
+                                           result=VoiceJobAccepted(jobId=job.jobId).to_wire(), processingTimeMs=0), ())
 
     async def status(self, req: VoiceJobRequest, call: Call) -> dict[str, Any]:
-        return self.jobs.get(req.jobId, req.userId).public()
+        return translation_job(self.jobs.get(req.jobId, req.userId)).to_wire()
 
     async def cancel(self, req: VoiceJobRequest, call: Call) -> dict[str, Any]:
-        return self.jobs.cancel(req.jobId, req.userId).public()
+        running = self.jobs.get(req.jobId, req.userId).status in ("pending", "processing")
+        job = self.jobs.cancel(req.jobId, req.userId)
+        cancelled = running and job.status == "cancelled"
+        message = "the job was cancelled" if cancelled else f"the job is already {job.status}; nothing to cancel"
+        return VoiceJobCancelResult(success=cancelled, message=message, jobId=job.jobId, status=job.status).to_wire()
 
     async def history(self, req: VoiceHistoryRequest, call: Call) -> dict[str, Any]:
-        return {"userId": req.userId, "jobs": self.jobs.history(req.userId)}
+        """The user's translations, newest first."""
+        since = req.startDate.replace(tzinfo=req.startDate.tzinfo or UTC).timestamp() if req.startDate else 0.0
+        until = req.endDate.replace(tzinfo=req.endDate.tzinfo or UTC).timestamp() if req.endDate else float("inf")
+        entries, total = self.voice_history.page(req.userId, req.limit, req.offset, since, until)
+        return VoiceHistoryPage(history=entries, total=total, limit=req.limit, offset=req.offset).to_wire()
 
     async def _job_task(self, req: VoiceTranslateAsyncRequest, job: VoiceJobRecord, job_input: VoiceJob,
                         call: Call) -> None:
@@ -85,7 +99,10 @@ class ServingJobs:
                     lang = (event.language or event.failure).target_language  # type: ignore[union-attr]
                     await progress(30 + int(65 * done / n), f"language {lang} done")
                 elif event.kind == "completed" and event.result is not None:
-                    result = voice_result_json(event.result, req.userId)
+                    translation = voice_translation_result(event.result, req.userId)
+                    entry = history_entry(translation, job_input.target_languages, req.type, job.jobId)
+                    self.voice_history.record(entry)
+                    result = translation.to_wire()
                     self.jobs.update(job, status="completed", progress=100, currentStep="completed", result=result)
                     final = VoiceJobFinished(type="voice_translation_completed", taskId=req.taskId, jobId=job.jobId,
                                              status="completed", userId=req.userId, result=result)
@@ -96,6 +113,7 @@ class ServingJobs:
             raise
         except Exception as exc:  # noqa: BLE001 - the job fails with its reason, the loop goes on
             err = as_service_error(exc)
+            self.voice_history.record_failure()
             self.jobs.update(job, status="failed", currentStep="failed", error=err.message,
                              errorCode=voice_api_error_code(err))
             final = VoiceJobFinished(type="voice_translation_failed", taskId=req.taskId, jobId=job.jobId,

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from serve_app.domain.acoustics import VoiceAcoustics
 from serve_app.domain.transcription import MobileTranscription, Transcription
 
 OutputFormat = Literal["mp3", "ogg", "wav"]
@@ -102,14 +103,17 @@ class SpokenAudio(BaseModel):
 
 
 class VoiceAnalysis(BaseModel):
-    """A voice sample measured: its embedding, converter statistics and characteristics."""
+    """A voice sample measured: its embedding, converter statistics and characteristics; the detailed
+    acoustics when asked for; the transcription when asked for, with how long it took."""
 
     duration_ms: int
     embedding: list[float]
     embedding_model: str
     speaker_reference: bytes
     characteristics: dict[str, Any] = Field(default_factory=dict)
+    acoustics: VoiceAcoustics | None = None
     transcription: Transcription | None = None
+    transcription_ms: int | None = None
 
 
 class PipelineEvent(BaseModel):

@@ -15,12 +15,17 @@ from typing import Any
 
 import numpy as np
 
+from serve_app.audio import MIME_TYPES
 from serve_app.domain.profiles import (
     MATCH_THRESHOLD,
+    PreviewFailure,
     ProfileAnalysis,
+    ProfileTranscription,
     VoiceComparison,
     VoiceMatch,
+    VoicePreview,
     VoiceVerification,
+    iso_utc,
 )
 from serve_app.domain.speaker import cosine, embedding_from_float32, embedding_to_float32
 from serve_app.domain.voice import LanguageAudio, LanguageFailure, VoiceAnalysis
@@ -30,6 +35,7 @@ from serve_app.stores.errors import ProfileNotFoundError, ProfileTooShortError, 
 from serve_app.stores.feedback import FeedbackLog
 from serve_app.stores.profile_lifecycle import NewSample, VoiceProfileManager, quality_score
 from serve_app.stores.voice_profiles import VoiceProfile, compute_fingerprint, new_profile_id
+from serve_app.voice_acoustics import compare as compare_acoustics
 from serve_app.voice_characteristics import VoiceCharacteristics
 
 
@@ -70,7 +76,7 @@ class ProfileOps:
     feedback_log: FeedbackLog
 
     # provided by SpeechOps and VoiceMessageOps
-    async def analyze_voice(self, audio: bytes, transcribe: bool = False) -> VoiceAnalysis: ...
+    async def analyze_voice(self, audio: bytes, transcribe: bool = False, detailed: bool = False) -> VoiceAnalysis: ...
     async def speak_as(self, text: str, target: str, reference: bytes) -> LanguageAudio | LanguageFailure: ...
 
     def _manager(self) -> VoiceProfileManager:
@@ -127,15 +133,19 @@ class ProfileOps:
         preview_languages: list[str] | None = None,
         preview_text: str | None = None,
     ) -> ProfileAnalysis:
-        analysis = await self.analyze_voice(audio, include_transcription)
+        analysis = await self.analyze_voice(audio, include_transcription, detailed=True)
         if min_profile_audio and analysis.duration_ms < self.settings.voice_profile_min_speech_ms:
             raise ProfileTooShortError(
                 f"profile audio must be at least {self.settings.voice_profile_min_speech_ms / 1000:.0f} s, "
                 f"got {analysis.duration_ms / 1000:.1f} s"
             )
+        if analysis.acoustics is None:  # pragma: no cover - detailed=True always measures them
+            raise InvalidRequestError("the sample could not be measured")
         embedding = np.asarray(analysis.embedding, dtype=np.float32)
         fingerprint = fingerprint_wire(embedding, analysis.embedding_model)
         existing = await self._manager().get(user_id) if user_id else None
+        previews, failed = await self._previews(analysis, preview_languages, preview_text) if preview_languages \
+            else (None, None)
         return ProfileAnalysis(
             profile_id=existing.profileId if existing else new_profile_id(),
             user_id=user_id,
@@ -147,32 +157,38 @@ class ProfileOps:
             embedding_data=fingerprint["embedding_data"],
             embedding_dimension=int(embedding.size),
             embedding_model=analysis.embedding_model,
-            transcription=analysis.transcription,
-            voice_previews=await self._previews(analysis, preview_languages, preview_text) if preview_languages
-            else None,
+            **analysis.acoustics.model_dump(),
+            transcription=ProfileTranscription.of(analysis.transcription, analysis.transcription_ms or 0)
+            if analysis.transcription else None,
+            voice_previews=previews,
+            voice_previews_failed=failed or None,
         )
 
     async def _previews(
         self, analysis: VoiceAnalysis, languages: list[str], text: str | None
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[VoicePreview], list[PreviewFailure]]:
+        """`text` (else what the sample said) spoken in each language in the sample's voice; a language
+        that fails is listed apart, so every preview the gateway stores is complete."""
         source = text or (analysis.transcription.text if analysis.transcription else "")
         if not source.strip():
             raise InvalidRequestError("previews need preview_text or a transcribable sample")
         outcomes = await asyncio.gather(*(self.speak_as(source, lang, analysis.speaker_reference)
                                           for lang in dict.fromkeys(languages)))
-        previews: list[dict[str, Any]] = []
+        formats = {mime: fmt for fmt, mime in MIME_TYPES.items()}
+        previews: list[VoicePreview] = []
+        failed: list[PreviewFailure] = []
         for out in outcomes:
             if isinstance(out, LanguageFailure):
-                previews.append({"language": out.target_language, "success": False, "error": out.error,
-                                 "error_code": out.error_code})
+                failed.append(PreviewFailure(language=out.target_language, error=out.error, error_code=out.error_code))
             else:
-                previews.append({
-                    "language": out.target_language, "success": True, "text": out.translated_text,
-                    "audio_base64": base64.b64encode(out.audio).decode("ascii"), "audio_format": out.audio_mime_type,
-                    "duration_ms": out.duration_ms, "voice_cloned": out.voice_cloned,
-                    "voice_similarity": out.voice_similarity,
-                })
-        return previews
+                previews.append(VoicePreview(
+                    language=out.target_language, original_text=source, translated_text=out.translated_text,
+                    audio_base64=base64.b64encode(out.audio).decode("ascii"),
+                    audio_format=formats.get(out.audio_mime_type, self.settings.output_format),
+                    duration_ms=out.duration_ms, generated_at=iso_utc(), voice_cloned=out.voice_cloned,
+                    voice_similarity=out.voice_similarity,
+                ))
+        return previews, failed
 
     async def profile_verify(
         self, audio: bytes, user_id: str, fingerprint: dict[str, Any] | None = None
@@ -204,11 +220,14 @@ class ProfileOps:
         return VoiceMatch(is_match=is_match, similarity_score=score)
 
     async def compare_voices(self, audio_a: bytes, audio_b: bytes) -> VoiceComparison:
-        a, b = await asyncio.gather(self.analyze_voice(audio_a, False), self.analyze_voice(audio_b, False))
+        a, b = await asyncio.gather(self.analyze_voice(audio_a, False, detailed=True),
+                                    self.analyze_voice(audio_b, False, detailed=True))
         is_match, score = similarity(np.asarray(a.embedding, dtype=np.float32),
                                      np.asarray(b.embedding, dtype=np.float32))
-        return VoiceComparison(is_match=is_match, similarity_score=score, voice_characteristics_1=a.characteristics,
-                               voice_characteristics_2=b.characteristics)
+        if a.acoustics is None or b.acoustics is None:  # pragma: no cover - detailed=True always measures them
+            raise InvalidRequestError("the samples could not be measured")
+        return VoiceComparison.of(is_match, score, compare_acoustics(a.acoustics, b.acoustics),
+                                  a.characteristics, b.characteristics)
 
     async def record_feedback(self, feedback: dict[str, Any]) -> dict[str, Any]:
         return await self.feedback_log.record(feedback)

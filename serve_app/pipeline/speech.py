@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from serve_app.audio import (
     MIME_TYPES,
@@ -25,6 +26,7 @@ from serve_app.languages import normalize_language
 from serve_app.pipeline.stages import Stages
 from serve_app.settings import Settings
 from serve_app.stores.translation_cache import TranslationCache, audio_digest
+from serve_app.voice_acoustics import measure_acoustics
 from serve_app.voice_characteristics import measure_voice
 
 log = logging.getLogger(__name__)
@@ -98,26 +100,28 @@ class SpeechOps:
         return SpokenAudio(audio=audio, mime_type=MIME_TYPES[fmt], duration_ms=duration_ms(samples, clip.sample_rate),
                            backend=clip.backend, language=iso)
 
-    async def analyze_voice(self, audio: bytes, transcribe: bool = False) -> VoiceAnalysis:
-        """Measure a voice sample: embedding and converter statistics, characteristics, optional text."""
+    async def analyze_voice(self, audio: bytes, transcribe: bool = False, detailed: bool = False) -> VoiceAnalysis:
+        """Measure a voice sample: embedding and converter statistics, characteristics, optional text
+        (timed), and with `detailed` the full acoustics (pitch contour, timbre, MFCC, energy)."""
         decoded = await asyncio.to_thread(self.decode, audio)
         pcm = pcm_to_bytes(decoded.samples)
-        text_task = asyncio.create_task(self.stages.transcribe(pcm, None)) if transcribe else None
+        text_task = asyncio.create_task(self._timed_transcription(pcm)) if transcribe else None
         try:
             reference = await self.stages.speaker_reference(pcm, WHISPER_RATE)
         except Exception as exc:
             if text_task:
                 text_task.cancel()
             raise as_service_error(exc, "voice_clone_failed") from exc
-        transcription = None
+        transcription, transcription_ms = None, None
         if text_task is not None:
             try:
-                transcription = await text_task
+                transcription, transcription_ms = await text_task
             except Exception as exc:  # noqa: BLE001 - the analysis stands without the text
                 log.warning("analysis transcription failed: %s", as_service_error(exc).message)
         characteristics = await asyncio.to_thread(
             measure_voice, decoded.samples, WHISPER_RATE, transcription.text if transcription else None
         )
+        acoustics = await asyncio.to_thread(measure_acoustics, decoded.samples, WHISPER_RATE) if detailed else None
         speaker = SpeakerReference.from_npz_bytes(reference)
         return VoiceAnalysis(
             duration_ms=duration_ms(decoded.samples, WHISPER_RATE),
@@ -125,5 +129,12 @@ class SpeechOps:
             embedding_model=speaker.embedding_model,
             speaker_reference=reference,
             characteristics=characteristics.model_dump(),
+            acoustics=acoustics,
             transcription=transcription,
+            transcription_ms=transcription_ms,
         )
+
+    async def _timed_transcription(self, pcm: bytes) -> tuple[Transcription, int]:
+        started = time.perf_counter()
+        transcription = await self.stages.transcribe(pcm, None)
+        return transcription, int(round((time.perf_counter() - started) * 1000))

@@ -22,6 +22,7 @@ from serve_app.domain.translation import TranslationResult
 from serve_app.domain.voice import LanguageAudio, LanguageFailure, PipelineEvent, StageTimings, VoiceJob, VoiceResult
 from serve_app.errors import ServiceError, as_service_error
 from serve_app.languages import normalize_language
+from serve_app.pipeline.latency import StageLatency
 from serve_app.pipeline.speech import WHISPER_RATE
 from serve_app.pipeline.stages import Stages
 from serve_app.pipeline.text import elapsed_ms
@@ -49,6 +50,7 @@ class VoiceMessageOps:
     settings: Settings
     profiles: VoiceProfileManager | None
     profile_breaker: CircuitBreaker
+    latency: StageLatency
 
     # provided by TextOps and SpeechOps
     def target_languages(self, targets: list[str]) -> list[str]: ...
@@ -210,9 +212,11 @@ class VoiceMessageOps:
             return from_mobile(job.mobile_transcription, int(1000 * n_samples / WHISPER_RATE))
         t0 = time.perf_counter()
         try:
-            return await self.transcribe_cached(pcm, language, job.attachment_id)
+            transcription = await self.transcribe_cached(pcm, language, job.attachment_id)
         finally:
             timings.transcribe_ms = elapsed_ms(t0)
+        self.latency.record("transcription", timings.transcribe_ms)
+        return transcription
 
     async def speak_as(self, text: str, target: str, reference: bytes) -> LanguageAudio | LanguageFailure:
         """`text` translated into `target` and spoken in the voice of `reference` (profile previews)."""
@@ -237,10 +241,12 @@ class VoiceMessageOps:
             t0 = time.perf_counter()
             translated, _ = await self.translate(text, source, target)
             timings["translate"] = elapsed_ms(t0)
+            self.latency.record("translation", timings["translate"])
             stage = "tts_failed"
             t0 = time.perf_counter()
             clip = await self.stages.synthesize(translated.translated_text, target)
             timings["tts"] = elapsed_ms(t0)
+            self.latency.record("tts", timings["tts"])
             cloned = False
             similarity = base_similarity = None
             if reference_task is not None:

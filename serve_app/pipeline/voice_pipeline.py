@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from serve_app.errors import as_service_error
+from serve_app.pipeline.latency import StageLatency
 from serve_app.pipeline.profiles import ProfileOps
 from serve_app.pipeline.speech import SpeechOps
 from serve_app.pipeline.stages import Stages
@@ -58,6 +59,7 @@ class VoicePipeline(TextOps, SpeechOps, VoiceMessageOps, ProfileOps):
         # The cache key names the model, so switching backend or weights never serves stale text.
         self.model_key = f"{settings.translator_backend}:{settings.translator_model or 'default'}"
         self.started_at = time.time()
+        self.latency = StageLatency()
         self._ready: bool | None = None  # last readiness seen by stats(), re-checked every 10 s
         self._ready_checked = 0.0
         self._background: list[asyncio.Task[None]] = []
@@ -112,6 +114,7 @@ class VoicePipeline(TextOps, SpeechOps, VoiceMessageOps, ProfileOps):
             "ready": ready,
             "uptime_s": round(time.time() - self.started_at, 1),
             "components": components,
+            "latency_ms": self.latency.report(),
         }
 
     async def stats(self) -> dict[str, Any]:

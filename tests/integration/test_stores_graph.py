@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from serve_app.audio import decode_audio
+from tests.fixtures import gateway_shapes as shapes
 from tests.fixtures.gateway_client import GatewayClient, connected_client, new_id
 from tests.fixtures.servers import ServerProcess
 from tests.fixtures.speech import FRENCH_5S, convert, espeak_wav
@@ -179,16 +180,36 @@ async def test_profile_apis_over_zmq_and_http(
     await gateway.send({"type": "voice_profile_get", "taskId": task, "userId": user})
     got = await gateway.wait_for(lambda e: e.get("taskId") == task, 60)
     assert got.type == "voice_api_success" and got["result"]["userId"] == user
-    assert got["result"]["profileId"] == created.json()["profileId"]
+    assert got["result"]["profileId"] == got["result"]["id"] == created.json()["profileId"]
+    shapes.check(got["result"], shapes.VOICE_PROFILE)  # the gateway's VoiceProfile
+    assert got["result"]["sampleCount"] == 1 and got["result"]["averageQuality"] == created.json()["qualityScore"]
 
     b64 = base64.b64encode(long_m4a).decode()
     await gateway.send({"type": "voice_profile_analyze", "request_id": "rq-an", "user_id": user, "audio_data": b64,
-                        "audio_format": "m4a"})
-    analyzed = await gateway.wait_for(lambda e: e.get("request_id") == "rq-an", 180)
-    assert analyzed.type == "voice_profile_analyze_result" and analyzed["success"] is True
+                        "audio_format": "m4a", "include_transcription": True, "generate_previews": True,
+                        "preview_languages": ["en"]})
+    analyzed = await gateway.wait_for(lambda e: e.get("request_id") == "rq-an", 240)
+    assert analyzed.type == "voice_profile_analyze_result" and analyzed["success"] is True, analyzed.body
+    shapes.check(analyzed.body, shapes.required({k: v for k, v in shapes.VOICE_PROFILE_ANALYZE_RESULT.items()
+                                                 if k not in ("fingerprint_id", "embedding_path", "error")}))
     assert analyzed["embedding_dimension"] == 256 and analyzed["audio_duration_ms"] >= 10_000
     assert analyzed["signature_short"] == analyzed["fingerprint"]["signatureShort"]
     assert analyzed["voice_characteristics"]["pitchMeanHz"] > 50
+    transcription = analyzed["transcription"]  # VoiceProfileTranscription: snake_case, integer ms
+    shapes.check(transcription, shapes.VOICE_PROFILE_TRANSCRIPTION, exact=True)
+    assert transcription["language"] == "fr" and transcription["source"] == "whisper" and transcription["text"]
+    assert abs(transcription["duration_ms"] - analyzed["audio_duration_ms"]) < 300
+    assert transcription["processing_time_ms"] > 50  # ms: Whisper base on seconds of speech
+    for seg in transcription.get("segments", []):
+        assert 0 <= seg["start_ms"] <= seg["end_ms"] <= transcription["duration_ms"] + 300
+    [preview] = analyzed["voice_previews"]  # VoicePreviewSampleZMQ
+    shapes.check(preview, {**shapes.VOICE_PREVIEW_SAMPLE, "voice_cloned": bool, "voice_similarity": shapes.NUM},
+                 exact=True)
+    assert preview["language"] == "en" and preview["original_text"] == transcription["text"]
+    assert preview["translated_text"].strip() and preview["audio_format"] == "mp3" and preview["voice_cloned"]
+    played = decode_audio(base64.b64decode(preview["audio_base64"]), max_seconds=120)
+    assert abs(played.duration_s * 1000 - preview["duration_ms"]) < 150
+    datetime.fromisoformat(preview["generated_at"].replace("Z", "+00:00"))
 
     await gateway.send({"type": "voice_profile_verify", "request_id": "rq-ver", "user_id": user, "audio_data": b64})
     verified = await gateway.wait_for(lambda e: e.get("request_id") == "rq-ver", 180)

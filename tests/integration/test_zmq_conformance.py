@@ -4,7 +4,8 @@ This module is the gateway: it PUSHes to the deployed ZmqIngress and SUBscribes 
 its PUB socket, over TCP, with the real models behind it (serve_config.local.yaml via `local_graph`).
 One test per request type and per error path; each checks every field the gateway reads, with the
 wire's names and types (camelCase, `timestamp` float seconds, binaryFrames indexes and sizes that
-match the frames actually sent).
+match the frames actually sent); voice API results against the gateway's own types, field for field
+(`tests/fixtures/gateway_shapes.py`, shared with the unit tests).
 
 The done-criterion of the ZMQ issue is `test_voice_message_done_criterion`: a 5 s French voice
 message (m4a) with no taskId, to en and es, comes back as transcription_ready, one progressive and
@@ -27,6 +28,7 @@ import pytest
 
 from serve_app.audio import decode_audio
 from serve_app.settings import Settings
+from tests.fixtures import gateway_shapes as shapes
 from tests.fixtures.gateway_client import Event, GatewayClient, connected_client, new_id
 from tests.fixtures.speech import FRENCH_5S, convert, espeak_wav
 from tests.integration.local_graph import LocalGraph
@@ -316,40 +318,73 @@ async def test_transcription_only_corrupt_audio(gateway: GatewayClient) -> None:
     check_timestamp(event["timestamp"])
 
 
-# ---- voice API ----
+# ---- voice API: every result is the gateway's shared type (tests/fixtures/gateway_shapes.py) ----
+
+async def voice_api_call(gateway: GatewayClient, body: dict[str, Any], timeout_s: float = TEXT_TIMEOUT_S) -> Any:
+    """One voice API request; its `voice_api_success` result, after checking the envelope."""
+    task = new_id()
+    await gateway.send({**body, "taskId": task})
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, timeout_s)
+    assert event.type == "voice_api_success", event.body
+    assert event["requestType"] == body["type"] and isinstance(event["processingTimeMs"], int)
+    check_timestamp(event["timestamp"])
+    return event["result"]
+
+
+def check_voice_translation(result: dict[str, Any], targets: list[str], cloned: bool, audio_ms: int) -> None:
+    """VoiceTranslationResult, every field, exactly: the gateway persists `originalAudio.transcription`."""
+    shapes.check(result, {**shapes.VOICE_TRANSLATION_RESULT, **shapes.VOICE_TRANSLATION_RESULT_EXTRAS}, exact=True)
+    assert result["translationId"].startswith("vtr_") and result["processingTimeMs"] > 100  # ms, not s
+    original = result["originalAudio"]
+    shapes.check(original, {**shapes.VOICE_TRANSLATION_ORIGINAL_AUDIO, "source": str}, exact=True)
+    assert original["language"] == "fr" and original["source"] == "whisper" and 0 < original["confidence"] <= 1
+    assert {"retard", "soir"} & words(original["transcription"]), original["transcription"]
+    assert abs(original["durationMs"] - audio_ms) < 300
+    for seg in original.get("segments", []):
+        shapes.check(seg, shapes.SEGMENT, exact=True)
+        assert 0 <= seg["startMs"] <= seg["endMs"] <= original["durationMs"] + 300
+    assert [t["targetLanguage"] for t in result["translations"]] == targets
+    for t in result["translations"]:
+        shapes.check(t, {**shapes.VOICE_TRANSLATION_OUTPUT, **shapes.VOICE_TRANSLATION_OUTPUT_EXTRAS}, exact=True)
+        assert t["translatedText"].strip() and t["voiceCloned"] is cloned and t["audioMimeType"] == "audio/mpeg"
+        decoded = decode_audio(base64.b64decode(t["audioBase64"]), max_seconds=120)
+        assert decoded.duration_s > 0.5 and abs(decoded.duration_s * 1000 - t["durationMs"]) < 150
+        if cloned:
+            assert t["voiceQuality"] == round(t["voiceSimilarity"], 4) and 0 < t["voiceQuality"] <= 1
+    assert result["voiceCloned"] is cloned and result["failedLanguages"] == []
+
 
 async def test_voice_translate_base64(gateway: GatewayClient, sender_wav: Path) -> None:
-    task = new_id()
-    await gateway.send({"type": "voice_translate", "taskId": task, "userId": "u-api",
-                        "audioBase64": base64.b64encode(sender_wav.read_bytes()).decode(), "targetLanguages": ["en"],
-                        "sourceLanguage": "fr", "generateVoiceClone": True})
-    event = await gateway.wait_for(lambda e: e.get("taskId") == task, VOICE_TIMEOUT_S)
-    assert event.type == "voice_api_success", event.body
-    assert event["requestType"] == "voice_translate" and isinstance(event["processingTimeMs"], int)
-    check_timestamp(event["timestamp"])
-    result = event["result"]
-    assert result["originalLanguage"] == "fr" and result["voiceCloned"] is True
-    [item] = result["translations"]
-    assert item["targetLanguage"] == "en" and item["voiceCloned"] is True
-    assert decode_audio(base64.b64decode(item["audioBase64"]), max_seconds=120).duration_s > 0.5
+    audio = sender_wav.read_bytes()
+    result = await voice_api_call(gateway, {"type": "voice_translate", "userId": "u-api",
+                                            "audioBase64": base64.b64encode(audio).decode(), "targetLanguages": ["en"],
+                                            "sourceLanguage": "fr", "generateVoiceClone": True}, VOICE_TIMEOUT_S)
+    check_voice_translation(result, ["en"], cloned=True, audio_ms=int(decode_audio(audio).duration_s * 1000))
+    assert result["userId"] == "u-api"
+    if "voiceProfile" in result:  # 5 s of speech: a pending sample, unless an earlier test left a profile
+        shapes.check(result["voiceProfile"], {**shapes.VOICE_TRANSLATION_PROFILE, "version": int, "action": str},
+                     exact=True)
 
 
 async def test_voice_translate_async_progress_and_status(gateway: GatewayClient, sender_wav: Path) -> None:
+    audio = sender_wav.read_bytes()
     task = new_id()
     await gateway.send({"type": "voice_translate_async", "taskId": task, "userId": "u-async",
-                        "audioBase64": base64.b64encode(sender_wav.read_bytes()).decode(), "targetLanguages": ["en"],
+                        "audioBase64": base64.b64encode(audio).decode(), "targetLanguages": ["en"],
                         "sourceLanguage": "fr", "generateVoiceClone": False, "priority": "normal",
                         "callbackMetadata": {"conversationId": "c1"}})
     ack = await gateway.wait_for(lambda e: e.get("taskId") == task, TEXT_TIMEOUT_S)
     assert ack.type == "voice_api_success" and ack["requestType"] == "voice_translate_async", ack.body
+    shapes.check(ack["result"], shapes.VOICE_JOB_ACCEPTED, exact=True)
     assert ack["result"]["status"] == "pending"
     job_id = ack["result"]["jobId"]
+    job_spec = {**shapes.TRANSLATION_JOB, "taskId": str, "targetLanguages": [str], "errorCode": shapes.Opt(str),
+                "updatedAt": shapes.ISO}
 
-    status_task = new_id()
-    await gateway.send({"type": "voice_job_status", "taskId": status_task, "jobId": job_id})
-    status = await gateway.wait_for(lambda e: e.get("taskId") == status_task, TEXT_TIMEOUT_S)
-    assert status.type == "voice_api_success" and status["result"]["jobId"] == job_id
-    assert status["result"]["status"] in ("pending", "processing", "completed")
+    status = await voice_api_call(gateway, {"type": "voice_job_status", "userId": "u-async", "jobId": job_id})
+    shapes.check(status, job_spec, exact=True)
+    assert status["jobId"] == job_id and status["userId"] == "u-async"
+    assert status["status"] in ("pending", "processing", "completed") and 0 <= status["progress"] <= 100
 
     events = await gateway.events_for(task, is_type("voice_translation_completed", "voice_translation_failed"),
                                       VOICE_TIMEOUT_S)
@@ -362,38 +397,95 @@ async def test_voice_translate_async_progress_and_status(gateway: GatewayClient,
     final = events[-1]
     assert final.type == "voice_translation_completed", final.body
     assert (final["jobId"], final["status"], final["userId"]) == (job_id, "completed", "u-async")
-    assert final["result"]["translations"][0]["targetLanguage"] == "en"
+    check_voice_translation(final["result"], ["en"], cloned=False, audio_ms=int(decode_audio(audio).duration_s * 1000))
 
-    await gateway.send({"type": "voice_job_status", "taskId": status_task + "-2", "jobId": job_id})
-    status = await gateway.wait_for(lambda e: e.get("taskId") == status_task + "-2", TEXT_TIMEOUT_S)
-    assert status["result"]["status"] == "completed" and status["result"]["progress"] == 100
+    status = await voice_api_call(gateway, {"type": "voice_job_status", "userId": "u-async", "jobId": job_id})
+    shapes.check(status, job_spec, exact=True)
+    assert status["status"] == "completed" and status["progress"] == 100 and status["result"] == final["result"]
+    assert status["createdAt"] <= status["startedAt"] <= status["completedAt"]
+
+    history = await voice_api_call(gateway, {"type": "voice_history", "userId": "u-async"})
+    shapes.check(history, {**shapes.VOICE_HISTORY, "limit": int, "offset": int}, exact=True)
+    [entry] = [h for h in history["history"] if h["id"] == final["result"]["translationId"]]
+    shapes.check(entry, {**shapes.TRANSLATION_HISTORY_ENTRY, "jobId": str, "requestType": str,
+                         "audioDurationMs": shapes.MS}, exact=True)
+    assert entry["jobId"] == job_id and entry["sourceLanguage"] == "fr" and entry["targetLanguages"] == ["en"]
+    assert entry["originalText"] == final["result"]["originalAudio"]["transcription"]
+    assert entry["translatedTexts"] == {"en": final["result"]["translations"][0]["translatedText"]}
+
+    rated = await voice_api_call(gateway, {"type": "voice_feedback", "userId": "u-async",
+                                           "translationId": entry["id"], "rating": 5})
+    shapes.check(rated, {**shapes.VOICE_FEEDBACK, "recorded": bool}, exact=True)
+    stats = await voice_api_call(gateway, {"type": "voice_stats", "userId": "u-async", "period": "day"})
+    shapes.check(stats, {**shapes.VOICE_USER_STATS, "period": str, "zmq": dict}, exact=True)
+    assert stats["totalTranslations"] >= 1 and stats["feedbackCount"] >= 1 and 0 < stats["averageFeedbackRating"] <= 5
+    assert {"fr", "en"} <= set(stats["languagesUsed"]) and stats["totalAudioMinutes"] > 0
 
 
 async def test_voice_languages(gateway: GatewayClient) -> None:
-    task = new_id()
-    await gateway.send({"type": "voice_languages", "taskId": task})
-    event = await gateway.wait_for(lambda e: e.get("taskId") == task, TEXT_TIMEOUT_S)
-    assert event.type == "voice_api_success" and event["requestType"] == "voice_languages"
-    codes = {lang["code"] for lang in event["result"]["languages"]}
-    assert {"en", "fr", "es", "de"} <= codes
+    languages = await voice_api_call(gateway, {"type": "voice_languages"})
+    assert isinstance(languages, list), languages  # VoiceSupportedLanguage[]: the result is the array
+    for lang in languages:
+        shapes.check(lang, shapes.VOICE_SUPPORTED_LANGUAGE, exact=True)
+        shapes.check(lang["supportedFeatures"], shapes.VOICE_SUPPORTED_LANGUAGE["supportedFeatures"], exact=True)
+    by_code = {lang["code"]: lang for lang in languages}
+    assert {"en", "fr", "es", "de"} <= set(by_code) and by_code["fr"]["nativeName"] == "français"
+    for code in ("en", "fr", "es"):  # Whisper base, the translator, piper/kokoro, the WORLD cloner
+        assert all(by_code[code]["supportedFeatures"].values()), by_code[code]
 
 
 async def test_voice_health(gateway: GatewayClient) -> None:
-    task = new_id()
-    await gateway.send({"type": "voice_health", "taskId": task})
-    event = await gateway.wait_for(lambda e: e.get("taskId") == task, TEXT_TIMEOUT_S)
-    assert event.type == "voice_api_success", event.body
-    assert event["result"]["status"] == "healthy"
-    assert set(event["result"]["components"]) == {"transcriber", "translator", "synthesizer", "voice_cloner"}
+    health = await voice_api_call(gateway, {"type": "voice_health"})
+    shapes.check(health, {**shapes.VOICE_HEALTH_STATUS, "ready": bool, "components": dict, "zmq": dict}, exact=True)
+    shapes.check(health["services"], shapes.VOICE_HEALTH_STATUS["services"], exact=True)
+    shapes.check(health["latency"], {**shapes.VOICE_HEALTH_STATUS["latency"], "sampleCounts": dict}, exact=True)
+    assert health["status"] == "healthy" and all(health["services"].values()) and health["ready"] is True
+    assert set(health["components"]) == {"transcriber", "translator", "synthesizer", "voice_cloner"}
 
 
 async def test_voice_stats(gateway: GatewayClient) -> None:
-    task = new_id()
-    await gateway.send({"type": "voice_stats", "taskId": task})
-    event = await gateway.wait_for(lambda e: e.get("taskId") == task, TEXT_TIMEOUT_S)
-    assert event.type == "voice_api_success", event.body
-    zmq_stats = event["result"]["zmq"]
+    stats = await voice_api_call(gateway, {"type": "voice_stats", "userId": "u-nobody-stats"})
+    shapes.check(stats, {**shapes.VOICE_USER_STATS, "period": str, "zmq": dict}, exact=True)
+    assert stats["userId"] == "u-nobody-stats" and stats["totalTranslations"] == 0 and stats["profileCount"] == 0
+    zmq_stats = stats["zmq"]
     assert zmq_stats["loopAlive"] is True and zmq_stats["received"]["voice_stats"] >= 1
+
+
+def _analysis(r: dict[str, Any]) -> None:
+    shapes.check(r, shapes.VOICE_ANALYSIS_RESULT)
+    shapes.check(r, shapes.LEGACY_VOICE_ANALYSIS)
+    assert 80 < r["pitch"]["mean"] < 400 and r["pitch"]["mean_hz"] == r["pitch"]["mean"]
+    assert len(r["mfcc"]["coefficients"]) == 13 and 0 < r["energy"]["rms"] <= r["energy"]["peak"] <= 1
+    assert 0 < r["timbre"]["spectralCentroid"] < 8000 and r["classification"]["gender"] in ("male", "female", "unknown")
+    assert r["embeddingDimension"] == 256 and r["voiceCharacteristics"]["pitchMeanHz"] > 50
+    assert isinstance(r["transcription"]["processingTimeMs"], int) and r["transcription"]["language"] == "fr"
+
+
+def _comparison(r: dict[str, Any]) -> None:
+    shapes.check(r, shapes.VOICE_COMPARISON_RESULT)
+    shapes.check(r, shapes.LEGACY_VOICE_COMPARISON)
+    assert r["verdict"] == "same_speaker" and r["isMatch"] is True and r["overallSimilarity"] >= 0.99
+    assert r["pitchSimilarity"] >= 0.99 and r["is_likely_same_speaker"] is True
+
+
+def _profile_list(r: dict[str, Any]) -> None:
+    shapes.check(r, {**shapes.VOICE_PROFILE_LIST, "limit": int, "offset": int}, exact=True)
+    assert r["total"] >= len(r["profiles"])
+
+
+def _feedback(r: dict[str, Any]) -> None:
+    shapes.check(r, {**shapes.VOICE_FEEDBACK, "recorded": bool}, exact=True)
+    assert r["success"] is True and r["feedbackId"].startswith("vfb_")
+
+
+def _history(r: dict[str, Any]) -> None:
+    shapes.check(r, {**shapes.VOICE_HISTORY, "limit": int, "offset": int}, exact=True)
+
+
+def _admin_metrics(r: dict[str, Any]) -> None:
+    shapes.check(r, {**shapes.VOICE_SYSTEM_METRICS, "zmq": dict, "health": dict, "cache": shapes.Opt(dict),
+                     "profiles": shapes.Opt(dict)}, exact=True)
+    assert r["health"]["ready"] is True and r["zmq"]["loopAlive"] is True and r["modelsLoaded"]
 
 
 @pytest.mark.parametrize(
@@ -433,16 +525,15 @@ async def test_voice_api_type_answers(
         return
     assert event.type == "voice_api_success", event.body
     assert isinstance(event["processingTimeMs"], int)
-    result = event["result"]
     checks = {
-        "voice_analyze": lambda r: r["embeddingDimension"] == 256 and r["voiceCharacteristics"]["pitchMeanHz"] > 50,
-        "voice_compare": lambda r: r["isMatch"] is True and r["similarityScore"] >= 0.99,
-        "voice_profile_list": lambda r: isinstance(r["profiles"], list) and r["total"] >= 0,
-        "voice_feedback": lambda r: r["recorded"] is True and r["feedbackId"].startswith("vfb_"),
-        "voice_history": lambda r: isinstance(r["jobs"], list),
-        "voice_admin_metrics": lambda r: r["health"]["ready"] is True and r["zmq"]["loopAlive"] is True,
+        "voice_analyze": _analysis,
+        "voice_compare": _comparison,
+        "voice_profile_list": _profile_list,
+        "voice_feedback": _feedback,
+        "voice_history": _history,
+        "voice_admin_metrics": _admin_metrics,
     }
-    assert checks[body["type"]](result), result
+    checks[body["type"]](event["result"])
 
 
 @pytest.mark.parametrize(

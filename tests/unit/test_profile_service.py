@@ -17,6 +17,7 @@ from serve_app.settings import Settings
 from serve_app.stores.errors import ProfileNotFoundError, ProfileTooShortError, StoreUnavailableError
 from serve_app.stores.file_profiles import FileVoiceProfileStore
 from serve_app.stores.profile_lifecycle import VoiceProfileManager
+from serve_app.voice_acoustics import measure_acoustics
 from tests.fixtures.fake_stages import FakeStages
 
 CHARACTERISTICS = {"pitchMeanHz": 140.0, "pitchStdHz": 10.0, "pitchMinHz": 120.0, "pitchMaxHz": 160.0,
@@ -28,14 +29,22 @@ def voice(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=256).astype(np.float32)
 
 
+def tone(hz: float, seconds: float = 1.0, rate: int = 16_000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.2 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+ACOUSTICS = measure_acoustics(tone(140.0), 16_000)
+
+
 def fake_analyze(durations: dict[bytes, int]):  # noqa: ANN201 - a test double of Pipeline.analyze_voice
-    async def analyze(audio: bytes, transcribe: bool) -> VoiceAnalysis:
+    async def analyze(audio: bytes, transcribe: bool, detailed: bool = False) -> VoiceAnalysis:
         vec = voice(audio[0])
         return VoiceAnalysis(duration_ms=durations.get(audio, 12_000), embedding=vec.tolist(),
                              embedding_model="resemblyzer-ge2e-256",
                              speaker_reference=SpeakerReference(embedding=vec, log_f0_mean=5.0,
                                                                 log_f0_std=0.2).to_npz_bytes(),
-                             characteristics=CHARACTERISTICS)
+                             characteristics=CHARACTERISTICS, acoustics=ACOUSTICS if detailed else None)
     return analyze
 
 
@@ -54,9 +63,14 @@ async def test_analyze_gives_a_fingerprint_that_verify_and_compare_accept(servic
                                     preview_text="Bonjour")).to_wire()
     assert a["embedding_dimension"] == 256 and a["signature_short"] == a["fingerprint"]["signatureShort"]
     assert a["profile_id"].startswith("vfp_") and a["quality_score"] == pytest.approx(0.5)
-    previews = {p["language"]: p for p in a["voice_previews"]}
-    assert previews["en"]["success"] and previews["en"]["voice_cloned"] and previews["en"]["audio_base64"]
-    assert previews["zz"]["success"] is False and previews["zz"]["error_code"] == "unsupported_language"
+    [preview] = a["voice_previews"]
+    assert preview["language"] == "en" and preview["voice_cloned"] and preview["audio_base64"]
+    assert (preview["original_text"], preview["translated_text"]) == ("Bonjour", "Bonjour->en")
+    assert preview["audio_format"] == "mp3" and isinstance(preview["duration_ms"], int) and preview["generated_at"]
+    [failed] = a["voice_previews_failed"]
+    assert failed["language"] == "zz" and failed["error_code"] == "unsupported_language"
+    assert a["pitch"]["mean"] == pytest.approx(140, abs=2) and a["classification"]["gender"] == "male"
+    assert "transcription" not in a  # the double transcribes nothing
 
     same = (await service.profile_verify(b"\x01again", "u1", a["fingerprint"])).to_wire()
     assert same["is_match"] is True and same["similarity_score"] == pytest.approx(1.0, abs=1e-4)

@@ -21,6 +21,7 @@ import pytest
 from ingress.gateway.server import GatewayServer, build_gateway
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
+from tests.fixtures import gateway_shapes as shapes
 from tests.fixtures.fake_stages import FakeStages, started_pipeline
 from tests.fixtures.gateway_client import Event, GatewayClient, connected_client, new_id
 from tests.fixtures.ray_cluster import free_port
@@ -29,7 +30,8 @@ from tests.fixtures.speech import sine_wav_bytes
 pytestmark = pytest.mark.timeout(60)
 
 MAX_IN_FLIGHT = 4
-AUDIO = sine_wav_bytes(1.0)
+AUDIO = sine_wav_bytes(1.0)  # a 200 Hz tone; the fake stages hear "bonjour" and answer 0.5 s per language
+PROFILE_AUDIO = sine_wav_bytes(10.5)  # a profile needs at least 10 s
 
 
 def settings(**overrides: Any) -> Settings:
@@ -218,79 +220,299 @@ async def test_transcription_only_corrupt_audio(gateway: GatewayClient) -> None:
     assert event["error"]
 
 
-async def test_voice_translate_base64(gateway: GatewayClient) -> None:
+def b64(audio: bytes) -> str:
+    return base64.b64encode(audio).decode()
+
+
+async def voice_api_call(gateway: GatewayClient, body: dict[str, Any], timeout_s: float = 10) -> Any:
+    """Send one voice API request; return its `voice_api_success` result after checking the envelope."""
     task = new_id()
-    await gateway.send({"type": "voice_translate", "taskId": task, "userId": "u1",
-                        "audioBase64": base64.b64encode(AUDIO).decode(), "targetLanguages": ["en", "es"],
-                        "sourceLanguage": "fr", "generateVoiceClone": True})
-    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 10)
+    await gateway.send({**body, "taskId": task})
+    event = await gateway.wait_for(lambda e: e.get("taskId") == task, timeout_s)
     assert event.type == "voice_api_success", event.body
-    assert event["requestType"] == "voice_translate" and isinstance(event["processingTimeMs"], int)
-    result = event["result"]
-    assert [t["targetLanguage"] for t in result["translations"]] == ["en", "es"]
-    assert all(base64.b64decode(t["audioBase64"]) for t in result["translations"])
-    assert result["voiceCloned"] is True and result["originalText"] == "bonjour"
+    assert event["requestType"] == body["type"] and isinstance(event["processingTimeMs"], int)
+    assert isinstance(event["timestamp"], float)
+    return event["result"]
 
 
-async def test_voice_translate_async_progress_completed_and_status(gateway: GatewayClient) -> None:
+def check_voice_translation(result: dict[str, Any], targets: list[str]) -> None:
+    """VoiceTranslationResult, every field, exactly (the gateway's fields and our declared extras)."""
+    shapes.check(result, {**shapes.VOICE_TRANSLATION_RESULT, **shapes.VOICE_TRANSLATION_RESULT_EXTRAS}, exact=True)
+    assert result["translationId"].startswith("vtr_") and result["processingTimeMs"] >= 400  # ms: 2 fake stages
+    original = result["originalAudio"]
+    shapes.check(original, {**shapes.VOICE_TRANSLATION_ORIGINAL_AUDIO, "source": str}, exact=True)
+    assert (original["transcription"], original["language"], original["source"]) == ("bonjour", "fr", "whisper")
+    assert original["durationMs"] == 1000 and original["confidence"] == 0.9
+    assert [t["targetLanguage"] for t in result["translations"]] == targets
+    for t in result["translations"]:
+        shapes.check(t, {**shapes.VOICE_TRANSLATION_OUTPUT, **shapes.VOICE_TRANSLATION_OUTPUT_EXTRAS}, exact=True)
+        assert t["translatedText"] == f"bonjour->{t['targetLanguage']}"
+        assert base64.b64decode(t["audioBase64"])[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3")  # mp3
+        assert t["durationMs"] == 500 and t["voiceCloned"] is True and t["audioMimeType"] == "audio/mpeg"
+        assert t["voiceQuality"] == t["voiceSimilarity"] == 0.7 and t["baseVoiceSimilarity"] == 0.5
+    assert result["voiceCloned"] is True and result["failedLanguages"] == []
+    assert "voiceProfile" not in result  # 1 s of speech is kept as a pending sample: no profile yet
+
+
+async def test_voice_translate_result_is_the_gateways_voice_translation_result(gateway: GatewayClient) -> None:
+    result = await voice_api_call(gateway, {"type": "voice_translate", "userId": "u1", "audioBase64": b64(AUDIO),
+                                            "targetLanguages": ["en", "es"], "sourceLanguage": "fr",
+                                            "generateVoiceClone": True})
+    check_voice_translation(result, ["en", "es"])
+    assert result["userId"] == "u1"
+
+
+async def test_voice_translate_reports_the_senders_new_profile(gateway: GatewayClient) -> None:
+    result = await voice_api_call(gateway, {"type": "voice_translate", "userId": "u-long",
+                                            "audioBase64": b64(PROFILE_AUDIO), "targetLanguages": ["en"]})
+    shapes.check(result["voiceProfile"], {**shapes.VOICE_TRANSLATION_PROFILE, "version": int, "action": str},
+                 exact=True)
+    assert result["voiceProfile"]["profileId"].startswith("vfp_")
+    assert result["voiceProfile"]["isNew"] is True and result["voiceProfile"]["action"] == "created"
+    assert 0 < result["voiceProfile"]["quality"] <= 1 and result["originalAudio"]["durationMs"] == 1000
+
+
+async def test_voice_translate_async_progress_completed_status_history(gateway: GatewayClient) -> None:
     task = new_id()
     await gateway.send({"type": "voice_translate_async", "taskId": task, "userId": "u1",
-                        "audioBase64": base64.b64encode(AUDIO).decode(), "targetLanguages": ["en", "es"],
+                        "audioBase64": b64(AUDIO), "targetLanguages": ["en", "es"],
                         "priority": "normal", "callbackMetadata": {"k": "v"}})
     events = await gateway.events_for(task, is_type("voice_translation_completed", "voice_translation_failed"), 10)
     ack = events[0]
-    assert ack.type == "voice_api_success" and ack["result"]["status"] == "pending"
+    assert ack.type == "voice_api_success" and ack["processingTimeMs"] == 0
+    shapes.check(ack["result"], shapes.VOICE_JOB_ACCEPTED, exact=True)
+    assert ack["result"]["status"] == "pending"
     job_id = ack["result"]["jobId"]
     progress = [e for e in events if e.type == "voice_job_progress"]
     assert progress and all(e["jobId"] == job_id for e in progress)
     values = [e["progress"] for e in progress]
-    assert values == sorted(values) and all(0 <= v <= 100 for v in values)
+    assert values == sorted(values) and all(isinstance(v, int) and 0 <= v <= 100 for v in values)
     assert all(isinstance(e["currentStep"], str) for e in progress)
     final = events[-1]
     assert final.type == "voice_translation_completed"
     assert (final["jobId"], final["status"], final["userId"]) == (job_id, "completed", "u1")
-    assert len(final["result"]["translations"]) == 2
+    check_voice_translation(final["result"], ["en", "es"])
 
-    status_task = new_id()
-    await gateway.send({"type": "voice_job_status", "taskId": status_task, "jobId": job_id, "userId": "u1"})
-    status = await gateway.wait_for(lambda e: e.get("taskId") == status_task, 5)
-    assert status.type == "voice_api_success"
-    assert status["result"]["jobId"] == job_id and status["result"]["status"] == "completed"
-    assert status["result"]["progress"] == 100
+    status = await voice_api_call(gateway, {"type": "voice_job_status", "userId": "u1", "jobId": job_id})
+    shapes.check(status, {**shapes.TRANSLATION_JOB, "taskId": str, "targetLanguages": [str],
+                          "errorCode": shapes.Opt(str), "updatedAt": shapes.ISO}, exact=True)
+    shapes.check(status, shapes.required({k: v for k, v in shapes.TRANSLATION_JOB.items() if k != "error"}))
+    assert (status["jobId"], status["userId"], status["status"], status["progress"]) == (job_id, "u1", "completed", 100)
+    assert status["createdAt"] <= status["startedAt"] <= status["completedAt"] <= status["updatedAt"]
+    assert status["result"] == final["result"] and "error" not in status and status["taskId"] == task
 
-    history_task = new_id()
-    await gateway.send({"type": "voice_history", "taskId": history_task, "userId": "u1"})
-    history = await gateway.wait_for(lambda e: e.get("taskId") == history_task, 5)
-    assert job_id in [j["jobId"] for j in history["result"]["jobs"]]
+    history = await voice_api_call(gateway, {"type": "voice_history", "userId": "u1"})
+    shapes.check(history, {**shapes.VOICE_HISTORY, "limit": int, "offset": int}, exact=True)
+    [entry] = [h for h in history["history"] if h.get("jobId") == job_id]
+    shapes.check(entry, {**shapes.TRANSLATION_HISTORY_ENTRY, "jobId": shapes.Opt(str), "requestType": str,
+                         "audioDurationMs": shapes.MS}, exact=True)
+    assert entry["id"] == final["result"]["translationId"] and entry["requestType"] == "voice_translate_async"
+    assert (entry["userId"], entry["sourceLanguage"], entry["targetLanguages"]) == ("u1", "fr", ["en", "es"])
+    assert entry["originalText"] == "bonjour" and entry["translatedTexts"] == {"en": "bonjour->en", "es": "bonjour->es"}
+    assert entry["audioGenerated"] is True and entry["voiceCloned"] is True and entry["audioDurationMs"] == 1000
+    assert entry["processingTimeMs"] == final["result"]["processingTimeMs"] and "feedbackRating" not in entry
+    assert history["total"] >= 1 and history["limit"] == 20 and history["offset"] == 0
+
+    rated = await voice_api_call(gateway, {"type": "voice_feedback", "userId": "u1", "translationId": entry["id"],
+                                           "rating": 4})
+    shapes.check(rated, {**shapes.VOICE_FEEDBACK, "recorded": bool}, exact=True)
+    assert rated["success"] is True and rated["feedbackId"].startswith("vfb_")
+    history = await voice_api_call(gateway, {"type": "voice_history", "userId": "u1"})
+    assert [h["feedbackRating"] for h in history["history"] if h["id"] == entry["id"]] == [4]
+
+    stats = await voice_api_call(gateway, {"type": "voice_stats", "userId": "u1", "period": "day"})
+    shapes.check(stats, {**shapes.VOICE_USER_STATS, "period": str, "zmq": dict}, exact=True)
+    assert stats["userId"] == "u1" and stats["totalTranslations"] == history["total"] and stats["period"] == "day"
+    assert stats["languagesUsed"] == ["en", "es", "fr"] and stats["feedbackCount"] == 1
+    assert stats["averageFeedbackRating"] == 4 and stats["profileCount"] == 0
+    assert stats["totalAudioMinutes"] == pytest.approx(stats["totalTranslations"] / 60, abs=1e-3)  # 1 s each
+    assert stats["averageProcessingTimeMs"] >= 400 and stats["periodStart"] < stats["periodEnd"]
 
 
 async def test_voice_job_cancel(gateway: GatewayClient) -> None:
     task = new_id()
     await gateway.send({"type": "voice_translate_async", "taskId": task, "userId": "u1",
-                        "audioBase64": base64.b64encode(AUDIO).decode(), "targetLanguages": ["en"]})
+                        "audioBase64": b64(AUDIO), "targetLanguages": ["en"]})
     ack = await gateway.wait_for(lambda e: e.get("taskId") == task and e.type == "voice_api_success", 5)
-    cancel_task = new_id()
-    await gateway.send({"type": "voice_job_cancel", "taskId": cancel_task, "jobId": ack["result"]["jobId"],
-                        "userId": "u1"})
-    answer = await gateway.wait_for(lambda e: e.get("taskId") == cancel_task, 5)
-    assert answer.type == "voice_api_success" and answer["result"]["status"] == "cancelled"
+    job_id = ack["result"]["jobId"]
+    answer = await voice_api_call(gateway, {"type": "voice_job_cancel", "userId": "u1", "jobId": job_id})
+    shapes.check(answer, {**shapes.VOICE_JOB_CANCEL, "jobId": str, "status": str}, exact=True)
+    assert answer["success"] is True and answer["status"] == "cancelled" and answer["message"]
     final = await gateway.wait_for(lambda e: e.get("taskId") == task and e.type.startswith("voice_translation_"), 5)
     assert final.type == "voice_translation_failed" and final["status"] == "cancelled"
+    again = await voice_api_call(gateway, {"type": "voice_job_cancel", "userId": "u1", "jobId": job_id})
+    assert again["success"] is False and again["status"] == "cancelled"
+    status = await voice_api_call(gateway, {"type": "voice_job_status", "userId": "u1", "jobId": job_id})
+    assert status["status"] == "cancelled" and "completedAt" in status and "result" not in status
 
 
-@pytest.mark.parametrize("kind", ["voice_languages", "voice_health", "voice_stats", "voice_admin_metrics"])
-async def test_voice_api_json_only_types(gateway: GatewayClient, kind: str) -> None:
-    task = new_id()
-    await gateway.send({"type": kind, "taskId": task})
-    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
-    assert event.type == "voice_api_success" and event["requestType"] == kind
-    if kind == "voice_languages":
-        codes = {lang["code"] for lang in event["result"]["languages"]}
-        assert {"en", "fr", "es", "de"} <= codes and event["result"]["count"] == len(codes)
-    if kind == "voice_health":
-        assert event["result"]["status"] == "healthy"
-    if kind == "voice_stats":
-        assert event["result"]["zmq"]["received"][kind] >= 1 and event["result"]["zmq"]["loopAlive"] is True
+async def test_voice_languages_is_an_array_of_supported_languages(gateway: GatewayClient) -> None:
+    languages = await voice_api_call(gateway, {"type": "voice_languages"})
+    assert isinstance(languages, list) and len(languages) > 100
+    for lang in languages:
+        shapes.check(lang, shapes.VOICE_SUPPORTED_LANGUAGE, exact=True)
+        shapes.check(lang["supportedFeatures"], shapes.VOICE_SUPPORTED_LANGUAGE["supportedFeatures"], exact=True)
+    by_code = {lang["code"]: lang for lang in languages}
+    assert {"en", "fr", "es", "de"} <= set(by_code)
+    assert (by_code["fr"]["name"], by_code["fr"]["nativeName"]) == ("French", "français")
+    assert by_code["de"]["nativeName"] == "Deutsch" and by_code["ja"]["nativeName"] == "日本語"
+    assert by_code["fr"]["supportedFeatures"] == {"transcription": True, "translation": True, "tts": True,
+                                                  "voiceClone": True}
+    # Whisper does not know Akan; Hawaiian has no NLLB code.
+    assert by_code["ak"]["supportedFeatures"]["transcription"] is False
+    assert by_code["haw"]["supportedFeatures"]["translation"] is False
+
+
+async def test_voice_health_is_the_gateways_health_status(gateway: GatewayClient) -> None:
+    await voice_api_call(gateway, {"type": "voice_translate", "audioBase64": b64(AUDIO), "targetLanguages": ["en"]})
+    health = await voice_api_call(gateway, {"type": "voice_health"})
+    shapes.check(health, {**shapes.VOICE_HEALTH_STATUS, "ready": bool, "components": dict, "zmq": dict}, exact=True)
+    shapes.check(health["services"], shapes.VOICE_HEALTH_STATUS["services"], exact=True)
+    shapes.check(health["latency"], {**shapes.VOICE_HEALTH_STATUS["latency"], "sampleCounts": dict}, exact=True)
+    assert health["status"] == "healthy" and all(health["services"].values())
+    latency = health["latency"]
+    assert latency["transcriptionMs"] >= 150 and latency["translationMs"] >= 150 and latency["ttsMs"] >= 150
+    assert all(n >= 1 for n in latency["sampleCounts"].values())
+    assert set(health["components"]) == {"transcriber", "translator", "synthesizer", "voice_cloner"}
+
+
+async def test_voice_stats_and_admin_metrics(gateway: GatewayClient) -> None:
+    stats = await voice_api_call(gateway, {"type": "voice_stats", "userId": "nobody"})
+    shapes.check(stats, {**shapes.VOICE_USER_STATS, "period": str, "zmq": dict}, exact=True)
+    assert (stats["totalTranslations"], stats["averageProcessingTimeMs"], stats["averageFeedbackRating"]) == (0, 0, 0)
+    assert stats["period"] == "all" and stats["zmq"]["received"]["voice_stats"] >= 1
+    assert stats["zmq"]["loopAlive"] is True
+
+    await voice_api_call(gateway, {"type": "voice_translate", "audioBase64": b64(AUDIO), "targetLanguages": ["en"]})
+    metrics = await voice_api_call(gateway, {"type": "voice_admin_metrics", "userId": "admin"})
+    shapes.check(metrics, {**shapes.VOICE_SYSTEM_METRICS, "zmq": dict, "health": dict, "cache": dict,
+                           "profiles": dict}, exact=True)
+    assert metrics["completedToday"] >= 1 and metrics["failedToday"] == 0 and metrics["averageProcessingTimeMs"] >= 400
+    assert {"fake-whisper", "fake:fake-translator", "tts:fake", "fake-encoder"} <= set(metrics["modelsLoaded"])
+    assert metrics["memoryUsageMb"] > 10 and metrics["cpuUsage"] >= 0 and metrics["uptime"] >= 0
+    assert metrics["health"]["ready"] is True and metrics["zmq"]["loopAlive"] is True
+
+
+async def test_voice_analyze_is_the_gateways_voice_analysis_result(gateway: GatewayClient) -> None:
+    result = await voice_api_call(gateway, {"type": "voice_analyze", "userId": "u1", "audioBase64": b64(AUDIO)})
+    shapes.check(result, shapes.VOICE_ANALYSIS_RESULT)
+    shapes.check(result, shapes.LEGACY_VOICE_ANALYSIS)
+    pitch = result["pitch"]
+    assert pitch["mean"] == pytest.approx(200, abs=2) and pitch["mean_hz"] == pitch["mean"]  # a 200 Hz tone
+    assert pitch["min"] <= pitch["mean"] <= pitch["max"] and len(pitch["contour"]) == 11  # every 100 ms of 1 s
+    assert len(result["mfcc"]["coefficients"]) == len(result["mfcc"]["std"]) == 13
+    assert 0 < result["energy"]["rms"] <= result["energy"]["peak"] == pytest.approx(0.2, abs=0.01)
+    assert result["timbre"]["spectralCentroid"] == pytest.approx(200, abs=60)
+    assert result["spectral"]["centroid_hz"] == result["timbre"]["spectralCentroid"]
+    assert (result["classification"]["voiceType"], result["classification"]["gender"]) == ("medium", "female")
+    assert result["metadata"]["confidence"] == result["classification"]["confidence"]
+    assert result["prosody"]["speechRateWpm"] == result["prosody"]["speech_rate_wpm"] > 0  # "bonjour": 1 word
+    assert result["userId"] == "u1" and result["embeddingDimension"] == 256
+    assert result["signatureShort"] == result["fingerprint"]["signatureShort"] and result["embeddingData"]
+    transcription = result["transcription"]
+    assert transcription["text"] == "bonjour" and transcription["durationMs"] == 1000
+    assert isinstance(transcription["processingTimeMs"], int) and transcription["processingTimeMs"] >= 150
+
+
+async def test_voice_compare_is_the_gateways_voice_comparison_result(gateway: GatewayClient) -> None:
+    result = await voice_api_call(gateway, {"type": "voice_compare", "audioBase64_1": b64(AUDIO),
+                                            "audioBase64_2": b64(sine_wav_bytes(1.5))})
+    shapes.check(result, shapes.VOICE_COMPARISON_RESULT)
+    shapes.check(result, shapes.LEGACY_VOICE_COMPARISON)
+    assert result["verdict"] == "same_speaker" and result["is_likely_same_speaker"] is True  # one fake embedding
+    assert result["overallSimilarity"] == result["similarityScore"] == result["overall_score"] == 1.0
+    assert result["confidence"] == 1.0 and result["isMatch"] is True and result["threshold"] == 0.8
+    assert result["pitchSimilarity"] == pytest.approx(1.0, abs=0.01) == result["components"]["pitch_similarity"]
+    assert all(0 <= result[k] <= 1 for k in ("timbreSimilarity", "mfccSimilarity", "energySimilarity"))
+    assert result["voiceCharacteristics1"]["pitchMeanHz"] == pytest.approx(200, abs=2)
+
+
+async def test_voice_profile_crud_answers_the_gateways_voice_profile(gateway: GatewayClient) -> None:
+    extras = {"profileId": str, "audioCount": int, "totalDurationMs": shapes.MS, "qualityScore": shapes.NUM,
+              "version": int, "embeddingModel": str, "embeddingDimension": int, "fingerprint": dict,
+              "measuredCharacteristics": dict, "nextRecalibrationAt": shapes.ISO}
+    created = await voice_api_call(gateway, {"type": "voice_profile_create", "userId": "u-crud",
+                                             "audioBase64": b64(PROFILE_AUDIO)})
+    shapes.check(created, {**shapes.VOICE_PROFILE, **extras}, exact=True)
+    assert created["id"] == created["profileId"] and created["userId"] == "u-crud" and created["name"] == "default"
+    assert (created["sampleCount"], created["version"], created["totalDurationMs"]) == (1, 1, 10_500)
+    assert created["averageQuality"] == created["qualityScore"] and "voiceCharacteristics" not in created
+    assert created["measuredCharacteristics"]["pitchMeanHz"] == pytest.approx(200, abs=2)
+
+    got = await voice_api_call(gateway, {"type": "voice_profile_get", "userId": "u-crud"})
+    assert got == created
+    updated = await voice_api_call(gateway, {"type": "voice_profile_update", "userId": "u-crud",
+                                             "audioBase64": b64(PROFILE_AUDIO)})
+    shapes.check(updated, {**shapes.VOICE_PROFILE, **extras}, exact=True)
+    assert (updated["id"], updated["sampleCount"], updated["version"]) == (created["id"], 2, 2)
+    assert updated["updatedAt"] >= created["updatedAt"]
+    listed = await voice_api_call(gateway, {"type": "voice_profile_list", "limit": 10})
+    shapes.check(listed, {**shapes.VOICE_PROFILE_LIST, "limit": int, "offset": int}, exact=True)
+    assert listed["total"] == 1 and listed["profiles"] == [updated] and listed["limit"] == 10
+    stats = await voice_api_call(gateway, {"type": "voice_stats", "userId": "u-crud"})
+    assert stats["profileCount"] == 1
+    deleted = await voice_api_call(gateway, {"type": "voice_profile_delete", "userId": "u-crud"})
+    shapes.check(deleted, {**shapes.VOICE_PROFILE_DELETED, "deleted": bool, "userId": str}, exact=True)
+    assert deleted == {"success": True, "deleted": True, "userId": "u-crud"}
+
+
+async def test_voice_profile_analyze_with_transcription_and_previews(gateway: GatewayClient) -> None:
+    request_id = new_id("r")
+    await gateway.send({"type": "voice_profile_analyze", "request_id": request_id, "user_id": "u-prof",
+                        "audio_data": b64(PROFILE_AUDIO), "audio_format": "wav", "is_update": False,
+                        "existing_fingerprint": None, "include_transcription": True, "generate_previews": True,
+                        "preview_languages": ["en", "es", "xx"]})
+    event = await gateway.wait_for(lambda e: e.get("request_id") == request_id, 10)
+    assert event.type == "voice_profile_analyze_result", event.body
+    body = event.body
+    shapes.check(body, shapes.required({k: v for k, v in shapes.VOICE_PROFILE_ANALYZE_RESULT.items()
+                                        if k not in ("fingerprint_id", "embedding_path", "error")}))
+    assert body["success"] is True and body["user_id"] == "u-prof" and body["profile_id"].startswith("vfp_")
+    assert body["audio_duration_ms"] == 10_500 and body["embedding_dimension"] == 256
+    assert isinstance(body["timestamp"], float)
+
+    transcription = body["transcription"]
+    shapes.check(transcription, shapes.VOICE_PROFILE_TRANSCRIPTION, exact=True)
+    assert (transcription["text"], transcription["language"], transcription["source"]) == ("bonjour", "fr", "whisper")
+    assert transcription["duration_ms"] == 1000 and transcription["segments"] == []  # what the fake Whisper says
+    assert transcription["processing_time_ms"] >= 150  # ms: the fake Whisper takes 0.2 s
+    for camel in ("durationMs", "startMs", "endMs", "processingTimeMs"):
+        assert camel not in json.dumps(transcription)
+
+    previews = body["voice_previews"]
+    assert [p["language"] for p in previews] == ["en", "es"]
+    for p in previews:
+        shapes.check(p, {**shapes.VOICE_PREVIEW_SAMPLE, "voice_cloned": bool, "voice_similarity": shapes.NUM},
+                     exact=True)
+        assert p["original_text"] == "bonjour" and p["translated_text"] == f"bonjour->{p['language']}"
+        assert p["audio_format"] == "mp3" and p["duration_ms"] == 500 and base64.b64decode(p["audio_base64"])
+        assert p["generated_at"].endswith("Z") and p["voice_cloned"] is True
+    assert [f["language"] for f in body["voice_previews_failed"]] == ["xx"]
+    assert body["voice_previews_failed"][0]["error_code"] == "unsupported_language"
+
+
+async def test_voice_profile_verify_and_compare_results(gateway: GatewayClient) -> None:
+    request_id = new_id("r")
+    await gateway.send({"type": "voice_profile_analyze", "request_id": request_id, "user_id": "u-v",
+                        "audio_data": b64(PROFILE_AUDIO), "include_transcription": False})
+    analyzed = await gateway.wait_for(lambda e: e.get("request_id") == request_id, 10)
+    assert analyzed.type == "voice_profile_analyze_result" and "transcription" not in analyzed.body
+    assert "voice_previews" not in analyzed.body
+    fingerprint = analyzed["fingerprint"]
+    await gateway.send({"type": "voice_profile_verify", "request_id": request_id + "v", "user_id": "u-v",
+                        "audio_data": b64(PROFILE_AUDIO), "existing_fingerprint": fingerprint})
+    verified = await gateway.wait_for(lambda e: e.get("request_id") == request_id + "v", 10)
+    assert verified.type == "voice_profile_verify_result"
+    shapes.check(verified.body, shapes.required({k: v for k, v in shapes.VOICE_PROFILE_VERIFY_RESULT.items()
+                                                 if k != "error"}))
+    assert verified["is_match"] is True and verified["threshold"] == 0.8
+    await gateway.send({"type": "voice_profile_compare", "request_id": request_id + "c", "fingerprint_a": fingerprint,
+                        "fingerprint_b": fingerprint})
+    compared = await gateway.wait_for(lambda e: e.get("request_id") == request_id + "c", 10)
+    assert compared.type == "voice_profile_compare_result"
+    shapes.check(compared.body, shapes.required({k: v for k, v in shapes.VOICE_PROFILE_COMPARE_RESULT.items()
+                                                 if k != "error"}))
+    assert compared["similarity_score"] == pytest.approx(1.0, abs=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -324,6 +546,7 @@ async def test_voice_api_types_always_answer(gateway: GatewayClient, body: dict[
 def _analysis_ok(result: dict[str, Any]) -> None:
     assert result["userId"] == "u1" and result["embeddingDimension"] == 256
     assert result["signatureShort"] == result["fingerprint"]["signatureShort"] and result["embeddingData"]
+    shapes.check(result, shapes.VOICE_ANALYSIS_RESULT)
 
 
 def _empty_list(result: dict[str, Any]) -> None:
@@ -331,7 +554,7 @@ def _empty_list(result: dict[str, Any]) -> None:
 
 
 def _recorded(result: dict[str, Any]) -> None:
-    assert result["recorded"] is True and result["feedbackId"]
+    assert result["success"] is True and result["recorded"] is True and result["feedbackId"]
 
 
 @pytest.mark.parametrize(

@@ -191,7 +191,7 @@ class VoiceApiSuccess(GatewayEvent):
     type: str = "voice_api_success"
     taskId: str
     requestType: str
-    result: dict[str, Any]
+    result: dict[str, Any] | list[Any]  # an array for voice_languages (VoiceSupportedLanguage[])
     processingTimeMs: int
 
 

@@ -15,6 +15,7 @@ preview language lists are capped by the limits the router passes as validation 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
@@ -154,12 +155,6 @@ class VoiceApiRequest(GatewayModel):
     userId: UserId | None = None
 
 
-class VoiceHistoryRequest(VoiceApiRequest):
-    """A user's own jobs only: there is no listing of everyone's."""
-
-    userId: UserId
-
-
 class VoiceAudioRequest(VoiceApiRequest):
     audioBase64: str | None = None
     audioData: str | None = None
@@ -193,6 +188,20 @@ class VoiceFeedbackRequest(VoiceApiRequest):
     translationId: str = Field(min_length=1)
     rating: float = Field(ge=0, le=5)
     comment: str | None = None
+
+
+class VoiceHistoryRequest(VoiceApiRequest):
+    """A user's own translations only: there is no listing of everyone's."""
+
+    userId: UserId
+    limit: int = Field(default=20, ge=1, le=500)
+    offset: int = Field(default=0, ge=0)
+    startDate: datetime | None = None  # ISO 8601; naive = UTC
+    endDate: datetime | None = None
+
+
+class VoiceStatsRequest(VoiceApiRequest):
+    period: Literal["day", "week", "month", "all"] = "all"
 
 
 class VoiceProfileApiRequest(VoiceAudioRequest):

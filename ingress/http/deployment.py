@@ -1,36 +1,34 @@
-"""The HTTP door as a Serve deployment: FastAPI behind `@serve.ingress`, one router per API area.
+"""The HTTP door as a Serve deployment: the replica is an `HttpDoor` over the Pipeline's handle, and
+Serve asks it for its FastAPI app once it is constructed (`__serve_build_asgi_app__`).
 
 No pipeline logic here: each route validates into the shared models, calls the pipeline through
-`ingress.pipeline_client`, and renders. Routes are plain functions with dependencies rather than
-Serve's class-based views: those rewrite method signatures in the driver, and a method importable
-by reference reaches the replica without the rewrite (its `self` became a required query field).
+`ingress.pipeline_client`, and renders. The app is built per replica, after the constructor, because
+its middleware (CORS origins, body cap, key ring) comes from the replica's settings; a replica that
+requires keys and has none fails in the constructor, so the deploy fails with the fix in the message.
 """
 
 from typing import Any
 
+from fastapi import FastAPI
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from ingress.http import health_routes, profile_routes, text_routes, voice_routes
-from ingress.http.api import app
+from ingress.http.app import create_app
+from ingress.http.door import HttpDoor
 from ingress.pipeline_client import pipeline_client
-from serve_app.settings import Settings
-
-for area in (text_routes, voice_routes, profile_routes, health_routes):
-    app.include_router(area.router)
+from serve_app.settings import replica_settings
 
 
 @serve.deployment(name="HttpIngress")
-@serve.ingress(app)
-class HttpIngress:
-    """What the routes depend on (`ingress.http.api`): the pipeline client, settings, the ZMQ door."""
-
+@serve.ingress()
+class HttpIngress(HttpDoor):
     def __init__(
         self,
         pipeline: DeploymentHandle,
         settings_overrides: dict[str, Any] | None = None,
         gateway: DeploymentHandle | None = None,
     ) -> None:
-        self.pipeline = pipeline_client(pipeline)
-        self.gateway = gateway  # reported in /health
-        self.settings = Settings(**(settings_overrides or {}))
+        super().__init__(pipeline_client(pipeline), replica_settings(settings_overrides), gateway)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_app(self)

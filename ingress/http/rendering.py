@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -17,11 +18,21 @@ from ingress.http.protocol import (
 )
 from serve_app.domain.translation import TextTranslation
 from serve_app.domain.voice import LanguageAudio, PipelineEvent, VoiceResult
-from serve_app.errors import ServiceError
+from serve_app.errors import AuthenticationError, RateLimitedError, ServiceError
 
 
-def error_response(exc: ServiceError) -> JSONResponse:
-    return JSONResponse(status_code=exc.status, content={"error": exc.message, "errorCode": exc.code})
+def error_body(exc: ServiceError, request_id: str) -> dict[str, Any]:
+    """`{error, errorCode, requestId}`: the id is what the caller quotes and the server log carries."""
+    return {"error": exc.message, "errorCode": exc.code, "requestId": request_id}
+
+
+def error_response(exc: ServiceError, request_id: str) -> JSONResponse:
+    headers: dict[str, str] = {}
+    if isinstance(exc, AuthenticationError):
+        headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: how to authenticate, on every 401
+    if isinstance(exc, RateLimitedError):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))  # whole seconds (RFC 9110)
+    return JSONResponse(status_code=exc.status, content=error_body(exc, request_id), headers=headers)
 
 
 def translation_out(r: LanguageAudio) -> TranslationOut:

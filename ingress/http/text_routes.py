@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from ingress.http.access import ANY_CALLER
 from ingress.http.api import PipelineDep
 from ingress.http.protocol import DetectLanguageBody, DetectLanguageResponse, TranslateBody, TranslateResponse
 from ingress.http.rendering import translate_response
@@ -11,7 +12,7 @@ from serve_app.errors import InvalidRequestError
 from serve_app.languages import SUPPORTED_LANGUAGES
 
 MAX_BATCH = 10
-router = APIRouter(tags=["text"])
+router = APIRouter(tags=["text"], dependencies=[ANY_CALLER])  # no user's data here: any valid key
 
 
 @router.post("/translate", response_model=TranslateResponse)

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_validator
 
 from serve_app.errors import AuthenticationError, ForbiddenError, PrerequisiteError
 from serve_app.settings import SecuritySettings
@@ -60,10 +60,24 @@ ANONYMOUS_ADMIN = Principal(name="anonymous (auth off)", role="admin")
 
 
 class KeyEntry(BaseModel):
-    name: str
+    """One keys-file entry. Checked here, so a bad file stops start-up with the file's name in the
+    message (not later, as a bare validation error, when the principals are built)."""
+
+    name: str = Field(min_length=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     role: Role
     user_id: str | None = None
+
+    @field_validator("sha256", mode="before")
+    @classmethod
+    def _hex_lowercase(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value  # `sha256sum` or an uppercase paste
+
+    @model_validator(mode="after")
+    def _user_needs_id(self) -> KeyEntry:
+        if self.role == "user" and not self.user_id:
+            raise ValueError(f"key {self.name!r}: a `user` key must name its user_id")
+        return self
 
 
 _KEY_FILE = TypeAdapter(list[KeyEntry])

@@ -106,7 +106,7 @@ class LimitsSettings(BaseSettings):
 
     max_audio_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_audio_seconds: float = Field(default=45.0, gt=0)
-    max_target_languages: int = Field(default=10, ge=1)
+    max_target_languages: int = Field(default=16, ge=1, description="Per message, on every message type.")
     min_audio_seconds: float = Field(default=0.3, ge=0)
     output_format: str = Field(default="mp3", description="mp3 | ogg | wav")
     max_preview_languages: int = Field(default=5, ge=1, description="Voice previews one analysis may ask for.")
@@ -139,7 +139,7 @@ class GatewaySettings(BaseSettings):
     )
     zmq_bind_timeout_s: float = Field(default=60.0, gt=0, description="Keep retrying a busy port this long at start.")
     audio_url_timeout_s: float = Field(default=15.0, gt=0)
-    audio_path_roots: list[str] = Field(
+    audio_path_roots: CommaList = Field(
         default_factory=list, description="Folders `audioPath` may read from; empty = audioPath is refused."
     )
     webhook_timeout_s: float = Field(default=10.0, gt=0)

@@ -76,8 +76,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def _any_error(request: Request, exc: Exception) -> JSONResponse:
         rid = request_id_of(request.scope)
         err = as_service_error(exc)
-        if err.status >= 500:
-            log.exception("request %s failed", rid, exc_info=exc)
+        if err.status >= 500:  # an unexpected exception's traceback is logged once, by as_service_error
+            log.error("request %s failed: %s %s (ref %s)", rid, err.status, err.code, err.error_id)
         response = error_response(err, rid)
         if serve_request_id() is None:  # answered outside every middleware; under Serve the proxy adds it
             response.headers["X-Request-ID"] = rid

@@ -297,10 +297,13 @@ async def test_job_status_and_cancel_only_for_its_owner(gateway: GatewayClient) 
             # Same answer as for a job that does not exist: existence is not revealed.
             assert event["error"].replace(job_id, "X") == not_found["error"].replace("vjob_0000000000000000", "X")
     assert (await ask("voice_job_status", userId="owner")).type == "voice_api_success"
+    final = await gateway.wait_for(lambda e: e.get("taskId") == task and e.type.startswith("voice_translation_"), 20)
+    assert final.type == "voice_translation_completed"
     others = new_id()
     await gateway.send({"type": "voice_history", "taskId": others, "userId": "someone-else"})
-    assert (await gateway.wait_for(lambda e: e.get("taskId") == others, 5))["result"]["jobs"] == []
+    theirs = (await gateway.wait_for(lambda e: e.get("taskId") == others, 5))["result"]
+    assert theirs["history"] == [] and theirs["total"] == 0
     mine = new_id()
     await gateway.send({"type": "voice_history", "taskId": mine, "userId": "owner"})
-    assert [j["jobId"] for j in (await gateway.wait_for(lambda e: e.get("taskId") == mine, 5))["result"]["jobs"]] == [
-        job_id]
+    owned = (await gateway.wait_for(lambda e: e.get("taskId") == mine, 5))["result"]
+    assert [h["id"] for h in owned["history"]] == [final["result"]["translationId"]]

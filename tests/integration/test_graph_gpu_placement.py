@@ -30,7 +30,7 @@ def test_production_config_reserves_fractional_gpus(exclusive_cluster: RayCluste
     # the embedded translator, everything else (resources, autoscaling, device=auto) unchanged.
     port = ray_cluster.deploy(
         ROOT / "serve_config.yaml", tmp_path,
-        settings={"translator_backend": "gemma", "translator_model": None,
+        settings={"translator_backend": "gemma", "translator_model": None, "api_keys": ["it-service-key"],
                   "zmq_host": "127.0.0.1", "zmq_pull_port": free_port(), "zmq_pub_port": free_port()},
     )
     try:

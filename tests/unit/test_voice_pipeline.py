@@ -55,7 +55,7 @@ async def test_mobile_transcription_replaces_whisper() -> None:
 
 
 async def test_input_errors_raise_before_any_event() -> None:
-    pipe = VoicePipeline(FakeStages(), Settings())
+    pipe = VoicePipeline(FakeStages(), Settings(max_target_languages=10))
     with pytest.raises(UnsupportedLanguageError):
         await pipe.run_voice(job(["en", "xx"]))
     with pytest.raises(InvalidRequestError):

@@ -16,19 +16,8 @@ from typing import Any
 from ingress.gateway.jobs import VoiceJobRecord
 from ingress.gateway.protocol.events import FailedLanguageWire, TranslatedAudioWire
 from ingress.gateway.protocol.results import (
-    AnalysisMetadataLegacy,
-    ClassificationWire,
-    ComparisonComponentsLegacy,
-    EnergyWire,
-    MfccWire,
-    PitchWire,
-    ProsodyWire,
-    SpectralLegacy,
-    TimbreWire,
     TranslationHistoryEntry,
     TranslationJob,
-    VoiceAnalyzeResult,
-    VoiceCompareResult,
     VoiceHealthStatus,
     VoiceProfileWire,
     VoiceServiceLatency,
@@ -39,6 +28,19 @@ from ingress.gateway.protocol.results import (
     VoiceTranslationOutput,
     VoiceTranslationProfile,
     VoiceTranslationResult,
+)
+from ingress.gateway.protocol.voice_analysis_results import (
+    AnalysisMetadataLegacy,
+    ClassificationWire,
+    ComparisonComponentsLegacy,
+    EnergyWire,
+    MfccWire,
+    PitchWire,
+    ProsodyWire,
+    SpectralLegacy,
+    TimbreWire,
+    VoiceAnalyzeResult,
+    VoiceCompareResult,
 )
 from serve_app.domain.profiles import ProfileAnalysis, VoiceComparison, iso_utc
 from serve_app.domain.voice import LanguageAudio, VoiceResult

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,21 @@ class NotFoundError(ServiceError):
 
 
 _LOGGED_ID = "_service_error_id"
+
+
+E = TypeVar("E", bound=ServiceError)
+
+
+def logged_failure(
+    cls: type[E], message: str, exc: BaseException | None = None, *, detail: str = "", level: int = logging.ERROR
+) -> E:
+    """`cls(message)` for the client, with an `error_id`; what a library, a driver or the OS said
+    (paths, hosts, internal messages) goes only to the log, under that id."""
+    error_id = new_error_id()
+    cause = f"{type(exc).__name__}: {exc}" if exc is not None else ""
+    log.log(level, "%s (ref %s)%s%s", message, error_id, f" [{detail}]" if detail else "",
+            f": {cause}" if cause else "")
+    return cls(f"{message} (ref {error_id})", error_id=error_id)
 
 
 def as_service_error(exc: BaseException, default_code: str = "processing_failed") -> ServiceError:

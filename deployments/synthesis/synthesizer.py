@@ -24,6 +24,7 @@ from serve_app.errors import (
     SynthesisError,
     TextTooLongError,
     UnsupportedLanguageError,
+    as_service_error,
 )
 from serve_app.languages import normalize_language
 from serve_app.sentences import split_text
@@ -172,7 +173,7 @@ class Synthesizer:
             try:
                 return self._speak(self.backends[name], sentences, lang, speaker_wav)
             except Exception as exc:  # noqa: BLE001 - any engine failure degrades to the next one
-                errors.append(f"{name}: {exc}")
+                errors.append(f"{name}: {as_service_error(exc, 'tts_failed').message}")
                 log.warning("TTS backend '%s' failed for %s, trying next: %s", name, lang, exc)
         raise SynthesisError(f"all TTS backends failed for '{lang}': " + "; ".join(errors))
 

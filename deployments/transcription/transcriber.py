@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from serve_app.domain.transcription import Segment, Transcription
-from serve_app.errors import InvalidRequestError, PrerequisiteError, TranscriptionError
+from serve_app.errors import InvalidRequestError, PrerequisiteError, TranscriptionError, logged_failure
 from serve_app.weights import whisper_base_dir
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class Transcriber:
             )
             raw_segments = list(segments_iter)
         except Exception as exc:
-            raise TranscriptionError(f"Whisper failed: {exc}") from exc
+            raise logged_failure(TranscriptionError, "Whisper failed", exc) from exc
         segments = [
             Segment(
                 text=s.text.strip(),

@@ -22,6 +22,7 @@ from serve_app.errors import (
     TextTooLongError,
     TranslationError,
     UnsupportedLanguageError,
+    logged_failure,
 )
 from serve_app.languages import normalize_language
 from serve_app.sentences import Piece, join_pieces, split_text
@@ -205,7 +206,7 @@ class Translator:
         except ServiceError as exc:
             return [exc] * len(jobs)
         except Exception as exc:  # noqa: BLE001 - a model failure must become a client error
-            err = TranslationError(f"{self.backend.name} failed: {type(exc).__name__}: {exc}")
+            err = logged_failure(TranslationError, f"{self.backend.name} translation failed", exc)
             return [err] * len(jobs)
         if len(outputs) != len(flat):
             err = TranslationError(

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from serve_app.domain.speaker import SpeakerReference, cosine, embedding_from_npy
-from serve_app.errors import InvalidRequestError, ServiceError, VoiceCloneError
+from serve_app.errors import InvalidRequestError, ServiceError, VoiceCloneError, logged_failure
 
 from .backends import CloneBackend, NothingToConvert, make_backend
 from .speaker import Encoder, SpeakerEncoder, check_audio
@@ -82,7 +82,7 @@ class VoiceCloner:
         except ServiceError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise VoiceCloneError(f"could not analyse the reference voice: {exc}") from exc
+            raise logged_failure(VoiceCloneError, "could not analyse the reference voice", exc) from exc
         return SpeakerReference(
             embedding=embedding,
             embedding_model=self.encoder.name,
@@ -130,7 +130,7 @@ class VoiceCloner:
         except ServiceError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise VoiceCloneError(f"{self.backend.name} conversion failed: {exc}") from exc
+            raise logged_failure(VoiceCloneError, f"{self.backend.name} conversion failed", exc) from exc
         if not candidates:
             raise VoiceCloneError(f"{self.backend.name} produced no output")
         best: tuple[float, np.ndarray, int, int] | None = None
@@ -170,7 +170,7 @@ class VoiceCloner:
         except ServiceError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise VoiceCloneError(f"speaker embedding failed: {exc}") from exc
+            raise logged_failure(VoiceCloneError, "speaker embedding failed", exc) from exc
 
     def _check_reference(self, reference: SpeakerReference) -> None:
         if reference.embedding_model != self.encoder.name:

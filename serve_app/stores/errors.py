@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TypeVar
 
-from serve_app.errors import InvalidRequestError, NotFoundError, ServiceError, new_error_id
+from serve_app.errors import InvalidRequestError, NotFoundError, ServiceError, logged_failure
 
 log = logging.getLogger(__name__)
 E = TypeVar("E", bound=ServiceError)
@@ -56,8 +56,5 @@ class ProfileTooShortError(InvalidRequestError):
 def store_failure(cls: type[E], message: str, exc: BaseException | None = None, *, detail: str = "") -> E:
     """`cls(message)` for the client, with an `error_id`; what the driver or the OS said (hosts,
     paths, server messages) goes only to the log, under that id."""
-    error_id = new_error_id()
-    cause = f"{type(exc).__name__}: {exc}" if exc is not None else ""
-    log.log(logging.WARNING if cls is StoreUnavailableError else logging.ERROR, "%s (ref %s)%s%s", message,
-            error_id, f" [{detail}]" if detail else "", f": {cause}" if cause else "")
-    return cls(f"{message} (ref {error_id})", error_id=error_id)
+    level = logging.WARNING if cls is StoreUnavailableError else logging.ERROR
+    return logged_failure(cls, message, exc, detail=detail, level=level)

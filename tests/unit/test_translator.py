@@ -104,11 +104,14 @@ def test_errors_are_per_item_and_do_not_fail_the_batch() -> None:
     assert len(fake.calls) == 1 and fake.calls[0][0] == ["Merci beaucoup."]
 
 
-def test_backend_failure_only_fails_its_group() -> None:
+def test_backend_failure_only_fails_its_group(caplog: pytest.LogCaptureFixture) -> None:
     translator, _ = make(FakeBackend(fail_pairs={("fr", "de")}))
     ok, bad = translator.translate_many([req("Bonjour.", "fr", "en"), req("Salut.", "fr", "de")])
     assert isinstance(ok, TranslationResult)
-    assert isinstance(bad, TranslationError) and "model exploded" in bad.message
+    assert isinstance(bad, TranslationError) and bad.error_id and bad.error_id in bad.message
+    # The model's own words stay in the log, under the reference the client gets (trust boundary).
+    assert "model exploded" not in bad.message
+    assert any(bad.error_id in r.getMessage() and "model exploded" in r.getMessage() for r in caplog.records)
 
 
 def test_backend_returning_wrong_count_is_a_translation_error() -> None:

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.synthesis.backends import SynthesizedSpeech, require_binary
-from serve_app.errors import PrerequisiteError, SynthesisError, UnsupportedLanguageError
+from serve_app.errors import PrerequisiteError, SynthesisError, UnsupportedLanguageError, logged_failure
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class EspeakBackend:
             raise SynthesisError(f"espeak-ng timed out after {self.options.timeout_s}s") from exc
         if proc.returncode != 0 or not proc.stdout:
             err = proc.stderr.decode("utf-8", "replace").strip()
-            raise SynthesisError(f"espeak-ng failed (rc={proc.returncode}): {err}")
+            raise logged_failure(SynthesisError, "espeak-ng failed", detail=f"rc={proc.returncode}: {err}")
         samples, rate = parse_wav_bytes(proc.stdout)
         return SynthesizedSpeech(
             samples=samples, sample_rate=rate, backend=self.name, voice=full_voice

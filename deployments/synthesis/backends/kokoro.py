@@ -34,7 +34,7 @@ from deployments.synthesis.backends import (
     require_binary,
 )
 from deployments.synthesis.backends.espeak import ESPEAK_INSTALL_HINT, espeak_voice_map
-from serve_app.errors import PrerequisiteError, SynthesisError, UnsupportedLanguageError
+from serve_app.errors import PrerequisiteError, SynthesisError, UnsupportedLanguageError, logged_failure
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +286,7 @@ class KokoroBackend:
             raise SynthesisError("espeak-ng phonemizer timed out") from exc
         if proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip()
-            raise SynthesisError(f"espeak-ng phonemizer failed: {err}")
+            raise logged_failure(SynthesisError, "espeak-ng phonemizer failed", detail=err)
         return " ".join(proc.stdout.decode("utf-8", "replace").split())
 
     def phonemize(self, text: str, language: str) -> str:
@@ -341,7 +341,7 @@ class KokoroBackend:
             for chunk in chunks:
                 audio += [self._infer(chunk, self._voices[voice]), gap]
         except Exception as exc:  # onnxruntime raises its own non-shared exception types
-            raise SynthesisError(f"kokoro inference failed: {exc}") from exc
+            raise logged_failure(SynthesisError, "kokoro inference failed", exc) from exc
         samples = np.clip(np.concatenate(audio[:-1]), -1.0, 1.0)
         if not samples.size:
             raise SynthesisError("kokoro produced no audio")

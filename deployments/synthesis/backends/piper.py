@@ -22,7 +22,7 @@ from deployments.synthesis.backends import (
     package_dir,
     to_float32_mono,
 )
-from serve_app.errors import PrerequisiteError, SynthesisError, UnsupportedLanguageError
+from serve_app.errors import PrerequisiteError, SynthesisError, UnsupportedLanguageError, logged_failure
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class PiperBackend:
             with _PHONEMIZE_LOCK:
                 chunks = list(voice.synthesize(text, syn_config=syn))
         except Exception as exc:  # onnxruntime/espeak errors have no common base class
-            raise SynthesisError(f"piper failed: {exc}") from exc
+            raise logged_failure(SynthesisError, "piper failed", exc) from exc
         if not chunks:
             raise SynthesisError("piper produced no audio (text had no speakable content)")
         samples = to_float32_mono(np.concatenate([c.audio_float_array for c in chunks]))

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.synthesis.backends import SynthesizedSpeech, to_float32_mono
-from serve_app.errors import PrerequisiteError, SynthesisError, UnsupportedLanguageError
+from serve_app.errors import PrerequisiteError, SynthesisError, UnsupportedLanguageError, logged_failure
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class XTTSBackend:
             wav = self._tts.tts(text=text, speaker_wav=ref, language=code)
             rate = int(self._tts.synthesizer.output_sample_rate)
         except Exception as exc:  # torch/coqui raise many unrelated types
-            raise SynthesisError(f"XTTS failed: {exc}") from exc
+            raise logged_failure(SynthesisError, "XTTS failed", exc) from exc
         finally:
             if tmp_path:
                 os.unlink(tmp_path)

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from serve_app.domain.speaker import SpeakerReference
-from serve_app.errors import PrerequisiteError, VoiceCloneError
+from serve_app.errors import PrerequisiteError, VoiceCloneError, logged_failure
 
 INSTALL_HINT = (
     "pip install git+https://github.com/myshell-ai/OpenVoice and put the V2 converter "
@@ -111,7 +111,7 @@ class OpenVoiceBackend:
                     tau=self.tau,
                 )
         except Exception as exc:  # noqa: BLE001 - surface any model failure as a stage error
-            raise VoiceCloneError(f"OpenVoice conversion failed: {exc}") from exc
+            raise logged_failure(VoiceCloneError, "OpenVoice conversion failed", exc) from exc
         out_sr = int(self._converter.hps.data.sampling_rate)
         return [(np.asarray(audio, dtype=np.float32).reshape(-1), out_sr)]
 

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from serve_app.domain.speaker import ENVELOPE_HZ, SpeakerReference
-from serve_app.errors import PrerequisiteError, VoiceCloneError
+from serve_app.errors import PrerequisiteError, VoiceCloneError, logged_failure
 
 from . import NothingToConvert
 
@@ -166,7 +166,7 @@ class WorldBackend:
                 f0, np.ascontiguousarray(sp), np.ascontiguousarray(ap), a.fs, o.frame_period_ms
             )
         except Exception as exc:  # noqa: BLE001 - C extension errors carry no useful type
-            raise VoiceCloneError(f"WORLD synthesis failed: {exc}") from exc
+            raise logged_failure(VoiceCloneError, "WORLD synthesis failed", exc) from exc
         y = y[: x.size]
         y = np.pad(y, (0, x.size - y.size))
         # Loudness: same RMS as the input, without clipping.
@@ -235,7 +235,7 @@ class WorldBackend:
             sp = pyworld.cheaptrick(x, f0, t, fs)
             ap = pyworld.d4c(x, f0, t, fs)
         except Exception as exc:  # noqa: BLE001
-            raise VoiceCloneError(f"WORLD analysis failed: {exc}") from exc
+            raise logged_failure(VoiceCloneError, "WORLD analysis failed", exc) from exc
         freqs = np.linspace(0.0, fs / 2.0, sp.shape[1])
         return _Analysis(f0=f0, sp=sp, ap=ap, fs=fs, freqs=freqs)
 

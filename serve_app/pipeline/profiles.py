@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -75,9 +75,12 @@ class ProfileOps:
     profiles: VoiceProfileManager | None
     feedback_log: FeedbackLog
 
-    # provided by SpeechOps and VoiceMessageOps
-    async def analyze_voice(self, audio: bytes, transcribe: bool = False, detailed: bool = False) -> VoiceAnalysis: ...
-    async def speak_as(self, text: str, target: str, reference: bytes) -> LanguageAudio | LanguageFailure: ...
+    if TYPE_CHECKING:  # SpeechOps and VoiceMessageOps provide them; declared for type checkers only, so no
+        # stub can shadow the real method whatever the order of VoicePipeline's bases
+        async def analyze_voice(
+            self, audio: bytes, transcribe: bool = False, detailed: bool = False
+        ) -> VoiceAnalysis: ...
+        async def speak_as(self, text: str, target: str, reference: bytes) -> LanguageAudio | LanguageFailure: ...
 
     def _manager(self) -> VoiceProfileManager:
         if self.profiles is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from serve_app.audio import (
     MIME_TYPES,
@@ -38,7 +39,8 @@ class SpeechOps:
     settings: Settings
     cache: TranslationCache | None
 
-    def check_text(self, text: str) -> str: ...  # TextOps
+    if TYPE_CHECKING:  # TextOps provides it; declared for type checkers only, so no stub can shadow it
+        def check_text(self, text: str) -> str: ...
 
     def decode(self, audio: bytes) -> DecodedAudio:
         """Decode an upload to Whisper's 16 kHz mono, enforcing the configured limits."""

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serve_app.audio import MIME_TYPES, DecodedAudio, duration_ms, encode_audio, pcm_from_bytes, pcm_to_bytes
 from serve_app.domain.speaker import SpeakerReference, reference_from_wire
@@ -52,13 +52,14 @@ class VoiceMessageOps:
     profile_breaker: CircuitBreaker
     latency: StageLatency
 
-    # provided by TextOps and SpeechOps
-    def target_languages(self, targets: list[str]) -> list[str]: ...
-    def decode(self, audio: bytes) -> DecodedAudio: ...
-    async def translate(self, text: str, source: str, target: str) -> tuple[TranslationResult, bool]: ...
-    async def transcribe_cached(
-        self, pcm: bytes, language: str | None, attachment_id: str | None
-    ) -> Transcription: ...
+    if TYPE_CHECKING:  # TextOps and SpeechOps provide them; declared for type checkers only, so no stub
+        # can shadow the real method whatever the order of VoicePipeline's bases
+        def target_languages(self, targets: list[str]) -> list[str]: ...
+        def decode(self, audio: bytes) -> DecodedAudio: ...
+        async def translate(self, text: str, source: str, target: str) -> tuple[TranslationResult, bool]: ...
+        async def transcribe_cached(
+            self, pcm: bytes, language: str | None, attachment_id: str | None
+        ) -> Transcription: ...
 
     async def process_voice(self, job: VoiceJob) -> AsyncIterator[PipelineEvent]:
         """Yield `transcription`, then one `language`/`language_failed` per target, then `completed`.

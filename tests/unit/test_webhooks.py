@@ -24,10 +24,10 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from ingress.gateway import jobs
 from ingress.gateway.jobs import deliver_webhook, webhook_deadline_s
-from ingress.gateway.server import GatewayServer, build_gateway
+from ingress.gateway.server import GatewayServer
 from serve_app.settings import Settings
-from tests.fixtures.fake_stages import started_pipeline
 from tests.fixtures.gateway_client import connected_client, new_id
+from tests.fixtures.gateway_server import running_gateway
 from tests.fixtures.loopback_http import Request, loopback_server, respond
 from tests.fixtures.ray_cluster import free_port
 from tests.fixtures.speech import sine_wav_bytes
@@ -207,19 +207,9 @@ async def test_logged_urls_carry_no_query_or_userinfo(caplog: pytest.LogCaptureF
 
 @pytest.fixture
 async def gateway_server(tmp_path: Path) -> AsyncIterator[GatewayServer]:
-    pull, pub = free_port(), free_port()
-    while pub == pull:
-        pub = free_port()
-    settings = Settings(zmq_host="127.0.0.1", zmq_pull_port=pull, zmq_pub_port=pub, cache_dir=tmp_path,
-                        webhook_secret=SECRET, outbound_allowed_hosts=["127.0.0.1"])
-    pipeline = await started_pipeline(settings)
-    server = build_gateway(pipeline, settings)
-    await server.start()
-    try:
+    async with running_gateway(tmp_path, zmq_max_in_flight=64, webhook_secret=SECRET,
+                               outbound_allowed_hosts=["127.0.0.1"]) as server:
         yield server
-    finally:
-        server.close()
-        await pipeline.close()
 
 
 async def test_async_job_posts_its_final_event_signed_with_the_job_id(gateway_server: GatewayServer) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from ingress.gateway.frame0 import base64_allowance, json_depth, sniff
 from ingress.gateway.server import GatewayServer
-from tests.fixtures.gateway_client import Event, GatewayClient, connected_client, new_id
+from tests.fixtures.gateway_client import Event, GatewayClient, new_id
 from tests.fixtures.gateway_server import running_gateway
 from tests.fixtures.speech import sine_wav_bytes
 
@@ -38,15 +38,6 @@ async def server(tmp_path: Path) -> AsyncIterator[GatewayServer]:
                                max_json_frame_bytes=MAX_FRAME, max_json_depth=MAX_DEPTH,
                                max_audio_bytes=MAX_AUDIO) as gw:
         yield gw
-
-
-@pytest.fixture
-async def gateway(server: GatewayServer) -> AsyncIterator[GatewayClient]:
-    client = await connected_client(server.settings.zmq_pull_port, server.settings.zmq_pub_port, timeout_s=10)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def translation(task_id: str, targets: list[str], **extra: Any) -> dict[str, Any]:

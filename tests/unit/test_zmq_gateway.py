@@ -20,11 +20,10 @@ import pytest
 
 from ingress.gateway.server import GatewayServer, build_gateway
 from serve_app.pipeline.voice_pipeline import VoicePipeline
-from serve_app.settings import Settings
 from tests.fixtures import gateway_shapes as shapes
-from tests.fixtures.fake_stages import FakeStages, started_pipeline
-from tests.fixtures.gateway_client import Event, GatewayClient, connected_client, new_id
-from tests.fixtures.ray_cluster import free_port
+from tests.fixtures.fake_stages import FakeStages
+from tests.fixtures.gateway_client import Event, GatewayClient, new_id
+from tests.fixtures.gateway_server import gateway_settings, running_gateway
 from tests.fixtures.speech import sine_wav_bytes
 
 pytestmark = pytest.mark.timeout(60)
@@ -34,34 +33,10 @@ AUDIO = sine_wav_bytes(1.0)  # a 200 Hz tone; the fake stages hear "bonjour" and
 PROFILE_AUDIO = sine_wav_bytes(10.5)  # a profile needs at least 10 s
 
 
-def settings(**overrides: Any) -> Settings:
-    pull, pub = free_port(), free_port()
-    while pub == pull:
-        pub = free_port()
-    return Settings(zmq_host="127.0.0.1", zmq_pull_port=pull, zmq_pub_port=pub, zmq_max_in_flight=MAX_IN_FLIGHT,
-                    **overrides)
-
-
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[GatewayServer]:
-    s = settings(cache_dir=tmp_path)
-    pipeline = await started_pipeline(s)
-    gw = build_gateway(pipeline, s)
-    await gw.start()
-    try:
+    async with running_gateway(tmp_path, zmq_max_in_flight=MAX_IN_FLIGHT) as gw:
         yield gw
-    finally:
-        gw.close()
-        await pipeline.close()
-
-
-@pytest.fixture
-async def gateway(server: GatewayServer) -> AsyncIterator[GatewayClient]:
-    client = await connected_client(server.settings.zmq_pull_port, server.settings.zmq_pub_port, timeout_s=10)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def is_type(*types: str):
@@ -758,7 +733,7 @@ async def test_check_fails_once_the_loop_is_dead(server: GatewayServer) -> None:
 
 
 async def test_check_fails_before_start() -> None:
-    s = settings()
+    s = gateway_settings(zmq_max_in_flight=MAX_IN_FLIGHT)
     gw = build_gateway(VoicePipeline(FakeStages(), s), s)
     try:
         with pytest.raises(RuntimeError, match="not started"):

@@ -2,8 +2,8 @@
 
 Keys (prefix ``voicejob:``): ``rec:<id>`` the record (JSON), ``res:<id>`` the result (JSON, its own
 TTL), ``task:<key>`` the idempotency key of a submission, ``running`` a sorted set of running jobs
-scored by lease expiry, ``all`` every job scored by creation (to keep at most ``max_jobs``), ``owners`` the replica running each
-running job.
+scored by lease expiry, ``all`` every job scored by creation (to keep at most ``max_jobs``),
+``owners`` the replica running each running job.
 
 Every command runs under a short deadline and a circuit breaker: a dead Redis is a
 `StoreUnavailableError` (503) in about a second, then at once while the breaker is open. An orphan
@@ -176,7 +176,8 @@ class RedisJobStore:
 
     async def renew(self, owner: str, job_ids: list[str], until: float) -> None:
         if job_ids:  # XX: a job already claimed (or finished) is not put back
-            await self._call("renew", lambda: self._renew(keys=[RUNNING_KEY, OWNERS_KEY], args=[owner, until, *job_ids]))
+            keys, args = [RUNNING_KEY, OWNERS_KEY], [owner, until, *job_ids]
+            await self._call("renew", lambda: self._renew(keys=keys, args=args))
 
     async def claim_orphans(self, now: float, limit: int = 100) -> list[JobRecord]:
         expired: list[str] = await self._call(

@@ -58,15 +58,20 @@ class JobRecord(BaseModel):
     def running(self) -> bool:
         return self.status in RUNNING
 
+    def apply(self, **changes: Any) -> JobRecord:
+        """`changes` and the timestamps they imply (startedAt, completedAt, updatedAt), in place."""
+        for key, value in changes.items():
+            setattr(self, key, value)
+        self.updatedAt = time.time()
+        if self.status != "pending" and self.startedAt is None:
+            self.startedAt = self.updatedAt
+        if self.status in FINISHED and self.completedAt is None:
+            self.completedAt = self.updatedAt
+        return self
+
     def changed(self, **changes: Any) -> JobRecord:
-        """A copy with `changes` and the timestamps they imply (startedAt, completedAt, updatedAt)."""
-        job = self.model_copy(update=changes)
-        job.updatedAt = time.time()
-        if job.status != "pending" and job.startedAt is None:
-            job.startedAt = job.updatedAt
-        if job.status in FINISHED and job.completedAt is None:
-            job.completedAt = job.updatedAt
-        return job
+        """A copy, with `apply(**changes)`."""
+        return self.model_copy(deep=True).apply(**changes)
 
     def interrupted(self) -> JobRecord:
         return self.changed(status="failed", currentStep="failed", error=INTERRUPTED_MESSAGE,

@@ -17,6 +17,7 @@ from tests.fixtures.fake_stages import FakeStages
 from tests.fixtures.gateway_client import GatewayClient, connected_client, new_id
 from tests.fixtures.gateway_server import running_gateway
 from tests.fixtures.loopback_http import loopback_server
+from tests.fixtures.ray_cluster import free_port
 from tests.fixtures.servers import start_server
 from tests.fixtures.speech import sine_wav_bytes
 from tests.unit.test_webhooks import SECRET, Receiver
@@ -165,3 +166,22 @@ async def test_a_job_left_processing_by_a_dead_door_is_reported_interrupted(
     assert delivered["callbackMetadata"] == {"orderId": 9}
     assert status.type == "voice_api_success"
     assert (status["result"]["status"], status["result"]["errorCode"]) == ("failed", INTERRUPTED_CODE)
+
+
+async def test_a_dead_job_store_is_a_clear_error_and_the_door_lives_on(tmp_path: Path) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}"  # nothing listens there
+    async with running_gateway(tmp_path, redis_url=dead, redis_connect_timeout_s=0.2,
+                               redis_socket_timeout_s=0.2) as server:
+        client = await client_of(server)
+        try:
+            task = new_id()
+            await client.send(submit(task))
+            refused = await client.wait_for(lambda e: e.get("taskId") == task, 10)
+            status = await api_call(client, {"type": "voice_job_status", "userId": "u1", "jobId": "vjob_x"})
+            pong = await client.ping_until_pong(10)
+        finally:
+            client.close()
+    assert refused.type == status.type == "voice_api_error"
+    assert "job store" in refused["error"] and "job store" in status["error"]
+    assert dead not in refused["error"]  # where the store is stays in the log
+    assert pong.type == "pong"

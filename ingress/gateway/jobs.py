@@ -53,6 +53,9 @@ class JobRegistry:
         self.instance_id = instance_id or f"zmq-{uuid.uuid4().hex[:16]}"
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self.running: dict[str, JobRecord] = {}
+        # Finished here but not yet saved (the store failed): saved again, and kept leased, until it takes
+        # them, so a job that already had its final event is never reported interrupted as well.
+        self.unsaved: dict[str, JobRecord] = {}
         self.stopping = False  # the replica is closing: its jobs stay running in the store, for the lease to expire
 
     async def start(self) -> None:
@@ -97,6 +100,10 @@ class JobRegistry:
             await self.store.save(job)
         except ServiceError as exc:
             log.warning("job %s: state %s not saved: %s", job.jobId, job.status, exc.message)
+            if not job.running:
+                self.unsaved[job.jobId] = job
+            return
+        self.unsaved.pop(job.jobId, None)
 
     async def finish(self, job: JobRecord, result: dict[str, Any]) -> None:
         """Completed: the result goes to the store apart from the record (no replica keeps it)."""
@@ -130,8 +137,13 @@ class JobRegistry:
         return local, True
 
     async def renew_leases(self) -> None:
-        if self.running:
-            await self.store.renew(self.instance_id, list(self.running), time.time() + self.lease_s)
+        """Save what the store missed, then extend the leases of every job still ours."""
+        for job in list(self.unsaved.values()):
+            await self.store.save(job)
+            self.unsaved.pop(job.jobId, None)
+        mine = [*self.running, *self.unsaved]
+        if mine:
+            await self.store.renew(self.instance_id, mine, time.time() + self.lease_s)
 
     async def claim_orphans(self) -> list[JobRecord]:
         """Jobs whose replica is gone (their lease ran out), now marked failed for this replica to report."""

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from ingress.gateway.jobs import JobRegistry
 from serve_app.stores import build_job_store
+from serve_app.stores.file_jobs import FileJobStore
 from serve_app.stores.job_store import INTERRUPTED_CODE
 from tests.fixtures.fake_stages import FakeStages
 from tests.fixtures.gateway_client import GatewayClient, connected_client, new_id
@@ -185,3 +187,23 @@ async def test_a_dead_job_store_is_a_clear_error_and_the_door_lives_on(tmp_path:
     assert "job store" in refused["error"] and "job store" in status["error"]
     assert dead not in refused["error"]  # where the store is stays in the log
     assert pong.type == "pong"
+
+
+async def test_a_final_state_the_store_missed_is_saved_later_never_reported_interrupted(tmp_path: Path) -> None:
+    store = FileJobStore(tmp_path / "jobs", max_jobs=10, record_ttl_s=60, result_ttl_s=60)
+    registry = JobRegistry(store, lease_s=0.5)
+    await registry.start()
+    job, _ = await registry.create("t1", "u1", ["en"], None, None)
+    folder = store.directory
+    store.directory = tmp_path / "a-file"
+    store.directory.write_text("x")  # the store fails...
+    await registry.update(job, status="failed", currentStep="failed", error="boom", errorCode="INTERNAL_ERROR")
+    assert job.jobId in registry.unsaved
+    store.directory = folder  # ...and comes back
+    await asyncio.sleep(0.6)  # the lease taken at creation has run out
+    await registry.renew_leases()
+    assert not registry.unsaved
+    other = JobRegistry(FileJobStore(folder, max_jobs=10, record_ttl_s=60, result_ttl_s=60), lease_s=0.5)
+    assert await other.claim_orphans() == []
+    saved = await store.get(job.jobId)
+    assert saved is not None and (saved.status, saved.errorCode) == ("failed", "INTERNAL_ERROR")

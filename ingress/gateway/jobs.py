@@ -91,21 +91,27 @@ class JobRegistry:
     async def result(self, job: JobRecord) -> dict[str, Any] | None:
         return await self.store.get_result(job.jobId) if job.hasResult else None
 
-    async def update(self, job: JobRecord, **changes: Any) -> None:
-        """Apply and save; a store that fails here is logged and the job goes on (its final save retries)."""
+    async def update(self, job: JobRecord, **changes: Any) -> bool:
+        """Apply and save; False when the job is no longer this replica's (another replica reported it
+        interrupted): its runner stops without a second final event. A store that fails here is logged
+        and the job goes on as ours (a final state is saved again later, `renew_leases`)."""
         job.apply(**changes)
         if not job.running:
             self.running.pop(job.jobId, None)
         try:
-            await self.store.save(job)
+            owned = await self.store.save(job)
         except ServiceError as exc:
             log.warning("job %s: state %s not saved: %s", job.jobId, job.status, exc.message)
             if not job.running:
                 self.unsaved[job.jobId] = job
-            return
+            return True
         self.unsaved.pop(job.jobId, None)
+        if not owned:
+            log.warning("job %s is no longer this replica's (it was reported interrupted); dropping it", job.jobId)
+            self.running.pop(job.jobId, None)
+        return owned
 
-    async def finish(self, job: JobRecord, result: dict[str, Any]) -> None:
+    async def finish(self, job: JobRecord, result: dict[str, Any]) -> bool:
         """Completed: the result goes to the store apart from the record (no replica keeps it)."""
         stored = False
         try:
@@ -113,7 +119,7 @@ class JobRegistry:
             stored = True
         except ServiceError as exc:
             log.error("job %s: result not stored: %s", job.jobId, exc.message)
-        await self.update(job, status="completed", progress=100, currentStep="completed", hasResult=stored)
+        return await self.update(job, status="completed", progress=100, currentStep="completed", hasResult=stored)
 
     def attach(self, job: JobRecord, task: asyncio.Task[Any]) -> None:
         self.tasks[job.jobId] = task
@@ -139,7 +145,7 @@ class JobRegistry:
     async def renew_leases(self) -> None:
         """Save what the store missed, then extend the leases of every job still ours."""
         for job in list(self.unsaved.values()):
-            await self.store.save(job)
+            await self.store.save(job)  # False: it was taken meanwhile, nothing more to save either way
             self.unsaved.pop(job.jobId, None)
         mine = [*self.running, *self.unsaved]
         if mine:

@@ -39,6 +39,10 @@ from serve_app.settings import Settings
 log = logging.getLogger(__name__)
 
 
+class JobLost(Exception):
+    """The job is no longer this replica's: another one claimed it as interrupted and reported it."""
+
+
 class ServingJobs:
     def __init__(self, pipeline: VoicePipeline, settings: Settings, jobs: JobRegistry, history: VoiceHistory) -> None:
         self.pipeline = pipeline
@@ -127,10 +131,11 @@ class ServingJobs:
                         call: Call) -> None:
         try:
             final = await self._run_job(req, job, job_input, call)
+        except JobLost:
+            return  # another replica reported it interrupted: one terminal answer only
         except asyncio.CancelledError:
             if self.jobs.stopping:
                 return  # the replica is going away: the job's lease runs out and the next replica reports it
-            await self.jobs.update(job, status="cancelled", currentStep="cancelled")  # again, after any late write
             final = VoiceJobFinished(type="voice_translation_failed", taskId=req.taskId, jobId=job.jobId,
                                      status="cancelled", userId=req.userId, error="the job was cancelled",
                                      errorCode="CANCELLED")
@@ -141,7 +146,8 @@ class ServingJobs:
     async def _run_job(self, req: VoiceTranslateAsyncRequest, job: VoiceJobRecord, job_input: VoiceJob,
                        call: Call) -> VoiceJobFinished:
         async def progress(value: int, step: str) -> None:
-            await self.jobs.update(job, status="processing", progress=value, currentStep=step)
+            if not await self.jobs.update(job, status="processing", progress=value, currentStep=step):
+                raise JobLost
             await call.publish(VoiceJobProgress(taskId=req.taskId, jobId=job.jobId, progress=value,
                                                 currentStep=step), ())
 
@@ -161,19 +167,21 @@ class ServingJobs:
                     entry = history_entry(translation, job_input.target_languages, req.type, job.jobId)
                     self.voice_history.record(entry)
                     result = translation.to_wire()
-                    await self.jobs.finish(job, result)
+                    if not await self.jobs.finish(job, result):
+                        raise JobLost
                     final = VoiceJobFinished(type="voice_translation_completed", taskId=req.taskId, jobId=job.jobId,
                                              status="completed", userId=req.userId, result=result)
                     await call.publish(final, ())
                     return final
             raise ServiceError("the pipeline ended without a result")
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, JobLost):
             raise
         except Exception as exc:  # noqa: BLE001 - the job fails with its reason, the loop goes on
             err = as_service_error(exc)
             self.voice_history.record_failure()
-            await self.jobs.update(job, status="failed", currentStep="failed", error=err.message,
-                                   errorCode=voice_api_error_code(err))
+            if not await self.jobs.update(job, status="failed", currentStep="failed", error=err.message,
+                                          errorCode=voice_api_error_code(err)):
+                raise JobLost from exc
             final = VoiceJobFinished(type="voice_translation_failed", taskId=req.taskId, jobId=job.jobId,
                                      status="failed", userId=req.userId, error=err.message,
                                      errorCode=voice_api_error_code(err))

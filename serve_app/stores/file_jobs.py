@@ -135,6 +135,13 @@ class FileJobStore:
         for path in (self._job_path(job.jobId), self._result_path(job.jobId), self._task_path(job.userId, job.taskId)):
             path.unlink(missing_ok=True)
 
+    def _save(self, job: JobRecord) -> bool:
+        current = self._load(self._job_path(job.jobId))
+        if current is None or current.owner != job.owner or not current.running:
+            return False
+        _write_atomic(self._job_path(job.jobId), job.model_dump_json())
+        return True
+
     def _renew(self, owner: str, job_ids: list[str], until: float) -> None:
         for job_id in job_ids:
             job = self._load(self._job_path(job_id))
@@ -177,9 +184,9 @@ class FileJobStore:
     async def get(self, job_id: str) -> JobRecord | None:
         return await self._io(self._load_live, job_id)
 
-    async def save(self, job: JobRecord) -> None:
+    async def save(self, job: JobRecord) -> bool:
         async with self._locked():
-            await self._io(_write_atomic, self._job_path(job.jobId), job.model_dump_json())
+            return await self._io(self._save, job)
 
     async def put_result(self, job_id: str, result: dict[str, Any]) -> None:
         payload = json.dumps({"expiresAt": self._clock() + self.result_ttl_s, "result": result}, ensure_ascii=False)

@@ -97,8 +97,10 @@ class JobStore(Protocol):
 
     async def get(self, job_id: str) -> JobRecord | None: ...
 
-    async def save(self, job: JobRecord) -> None:
-        """Write the record; a finished one starts its TTL and leaves the lease index."""
+    async def save(self, job: JobRecord) -> bool:
+        """Write the record of a job its owner still runs; a finished one starts its TTL and leaves the
+        lease index. False (nothing written) when the job is no longer the owner's: another replica
+        claimed it as interrupted (and reported it), or it already ended."""
 
     async def put_result(self, job_id: str, result: dict[str, Any]) -> None:
         """Store a finished job's result under its own TTL (`result_ttl_s`)."""

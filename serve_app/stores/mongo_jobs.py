@@ -121,9 +121,11 @@ class MongoJobStore:
             doc = await self._jobs.find_one({"_id": job_id})
         return self._live(doc)
 
-    async def save(self, job: JobRecord) -> None:
+    async def save(self, job: JobRecord) -> bool:
         async with self._guard("save"):
-            await self._jobs.replace_one({"_id": job.jobId}, self._document(job), upsert=True)
+            still_ours = {"_id": job.jobId, "owner": job.owner, "status": {"$in": list(RUNNING)}}
+            result = await self._jobs.replace_one(still_ours, self._document(job))
+        return result.matched_count == 1
 
     async def put_result(self, job_id: str, result: dict[str, Any]) -> None:
         doc = {"_id": job_id, "result": result, "expiresAt": _at(datetime.now(UTC).timestamp() + self.result_ttl_s)}

@@ -27,13 +27,31 @@ PREFIX = "voicejob:"
 RUNNING_KEY = PREFIX + "running"
 ALL_KEY = PREFIX + "all"
 OWNERS_KEY = PREFIX + "owners"
+CLAIM_KEYS = [RUNNING_KEY, OWNERS_KEY]
 # Remove ARGV[1] from the running set only if its lease (the score) is before ARGV[2]: the claim.
 _CLAIM = """
 local lease = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if lease and tonumber(lease) < tonumber(ARGV[2]) then
+  redis.call('HDEL', KEYS[2], ARGV[1])
   return redis.call('ZREM', KEYS[1], ARGV[1])
 end
 return 0
+"""
+# Save a record (ARGV[1], JSON) only while its job is still owned by ARGV[2]; ARGV[3] = TTL when finished.
+# KEYS: the record, the owners hash, the running set, the task key; ARGV[4] the job id.
+_SAVE_IF_OWNED = """
+if redis.call('HGET', KEYS[2], ARGV[4]) ~= ARGV[2] then
+  return 0
+end
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+  redis.call('EXPIRE', KEYS[4], ARGV[3])
+  redis.call('ZREM', KEYS[3], ARGV[4])
+  redis.call('HDEL', KEYS[2], ARGV[4])
+end
+return 1
 """
 # Extend the lease of the ids (ARGV[3..]) still running and owned by ARGV[1] to ARGV[2].
 _RENEW = """
@@ -76,6 +94,7 @@ class RedisJobStore:
         self.record_ttl_s = int(record_ttl_s)
         self.result_ttl_s = int(result_ttl_s)
         self._claim = self._redis.register_script(_CLAIM)
+        self._save = self._redis.register_script(_SAVE_IF_OWNED)
         self._renew = self._redis.register_script(_RENEW)
 
     async def _call(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
@@ -151,19 +170,20 @@ class RedisJobStore:
         raw = await self._call("get", lambda: self._redis.get(_rec(job_id)))
         return JobRecord.model_validate_json(raw) if raw else None
 
-    async def save(self, job: JobRecord) -> None:
+    async def save(self, job: JobRecord) -> bool:
+        keys = [_rec(job.jobId), OWNERS_KEY, RUNNING_KEY, _task(task_key(job.userId, job.taskId))]
+        args = [job.model_dump_json(), job.owner, 0 if job.running else self.record_ttl_s, job.jobId]
+        return bool(await self._call("save", lambda: self._save(keys=keys, args=args)))
+
+    async def _write_finished(self, job: JobRecord) -> None:
+        """The claimer's write of an interrupted job (no longer anyone's)."""
         async def write() -> None:
             async with self._redis.pipeline(transaction=True) as pipe:
-                if job.running:
-                    pipe.set(_rec(job.jobId), job.model_dump_json())
-                else:
-                    pipe.set(_rec(job.jobId), job.model_dump_json(), ex=self.record_ttl_s)
-                    pipe.expire(_task(task_key(job.userId, job.taskId)), self.record_ttl_s)
-                    pipe.zrem(RUNNING_KEY, job.jobId)
-                    pipe.hdel(OWNERS_KEY, job.jobId)
+                pipe.set(_rec(job.jobId), job.model_dump_json(), ex=self.record_ttl_s)
+                pipe.expire(_task(task_key(job.userId, job.taskId)), self.record_ttl_s)
                 await pipe.execute()
 
-        await self._call("save", write)
+        await self._call("claim", write)
 
     async def put_result(self, job_id: str, result: dict[str, Any]) -> None:
         payload = json.dumps(result, ensure_ascii=False, separators=(",", ":"))
@@ -184,13 +204,13 @@ class RedisJobStore:
             "claim", lambda: self._redis.zrangebyscore(RUNNING_KEY, "-inf", f"({now}", start=0, num=limit))
         claimed: list[JobRecord] = []
         for job_id in expired:
-            if not await self._call("claim", lambda j=job_id: self._claim(keys=[RUNNING_KEY], args=[j, now])):
+            if not await self._call("claim", lambda j=job_id: self._claim(keys=CLAIM_KEYS, args=[j, now])):
                 continue  # another replica claimed it, or its owner renewed the lease meanwhile
             job = await self.get(job_id)
             if job is None or not job.running:
                 continue
             job = job.interrupted()
-            await self.save(job)
+            await self._write_finished(job)
             claimed.append(job)
         return claimed
 

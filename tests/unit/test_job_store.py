@@ -181,6 +181,21 @@ async def test_orphans_are_claimed_once_and_marked_interrupted(backend: Backend)
         assert other is not None and other.status == status
 
 
+async def test_a_claimed_job_is_no_longer_its_owners_to_save(backend: Backend) -> None:
+    """The replica that lost a job (its lease ran out, another reported it) cannot overwrite that report."""
+    owner, claimer = await backend.build(), await backend.build()
+    job, _ = await owner.create(new_job(lease_s=-1))
+    assert await owner.save(job.changed(status="processing", progress=30))  # still the owner's
+    [claimed] = await claimer.claim_orphans(time.time())
+    assert claimed.jobId == job.jobId
+    assert await owner.save(job.changed(status="processing", progress=60)) is False
+    assert await owner.save(job.changed(status="completed", progress=100)) is False
+    await owner.renew("replica-a", [job.jobId], time.time() + 30)  # a late renewal does not take it back
+    stored = await owner.get(job.jobId)
+    assert stored is not None and (stored.status, stored.errorCode) == ("failed", INTERRUPTED_CODE)
+    assert await claimer.claim_orphans(time.time() + 60) == []  # and it is never reported again
+
+
 @pytest.mark.parametrize("backend", ["file", "redis", "mongodb"], indirect=True)
 async def test_store_down_is_a_clear_error_not_a_hang(backend: Backend) -> None:
     if backend.kind == "mongodb":  # its own server, so killing it leaves the shared one alone

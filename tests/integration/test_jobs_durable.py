@@ -100,6 +100,8 @@ async def test_a_job_survives_the_zmq_replica_being_killed(local_graph: LocalGra
     finally:
         client.close()
 
+    print(f"job {job_id} after the kill: {state.get('status')} ({state.get('errorCode')}), "
+          f"{len(finals)} final event(s) seen by the new client")  # which way it went, with -s / -rA
     assert state.get("status") in ("completed", "failed"), f"the job never ended: {state}"
     if state["status"] == "failed":
         assert state["errorCode"] == INTERRUPTED_CODE, state

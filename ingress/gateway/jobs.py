@@ -20,13 +20,14 @@ import time
 import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import httpx
 from pydantic import BaseModel, Field
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from serve_app.errors import NotFoundError
+from serve_app.observability.metrics import JOBS
 from serve_app.security.outbound import (
     OutboundFailedError,
     OutboundRefusedError,
@@ -39,6 +40,7 @@ from serve_app.settings import GatewaySettings
 log = logging.getLogger(__name__)
 
 JobStatus = Literal["pending", "processing", "completed", "failed", "cancelled"]
+JOB_STATES: tuple[str, ...] = get_args(JobStatus)
 
 
 class VoiceJobRecord(BaseModel):
@@ -73,6 +75,7 @@ class JobRegistry:
             finished = [j for j, r in self.jobs.items() if r.status not in ("pending", "processing")]
             for old_id in finished[: len(self.jobs) - self.max_jobs]:
                 self.jobs.pop(old_id)
+        self._export_counts()
         return job
 
     def get(self, job_id: str, user_id: str | None = None) -> VoiceJobRecord:
@@ -89,6 +92,8 @@ class JobRegistry:
             job.startedAt = job.updatedAt
         if job.status in ("completed", "failed", "cancelled") and job.completedAt is None:
             job.completedAt = job.updatedAt
+        if "status" in changes:
+            self._export_counts()
 
     def attach(self, job: VoiceJobRecord, task: asyncio.Task[Any]) -> None:
         self.tasks[job.jobId] = task
@@ -108,6 +113,11 @@ class JobRegistry:
         for job in self.jobs.values():
             out[job.status] = out.get(job.status, 0) + 1
         return out
+
+    def _export_counts(self) -> None:
+        counts = self.counts()
+        for state in JOB_STATES:
+            JOBS.set(counts.get(state, 0), state=state)
 
 
 WEBHOOK_BACKOFF_S = 0.5  # first pause between attempts; doubled after each, at most WEBHOOK_BACKOFF_MAX_S

@@ -7,7 +7,8 @@ business. The default sink drops everything; unit tests install `InMemorySink` a
 each replica installs `MetricClassSink(ray.serve.metrics)` at start (`install_replica_metrics`
 in the deployments and the doors), which makes one Ray Serve Counter/Gauge/Histogram per
 declaration, tagged by Serve with the deployment, replica and application. Prometheus sees the names
-below (Counters with `_total`, histograms with `_bucket`/`_sum`/`_count`).
+below in Ray's namespace (`ray_voice_translator_...`, `exported`), Counters with `_total`, histograms
+with `_bucket`/`_sum`/`_count`.
 
 Tag values are kept low-cardinality on purpose: stages, languages (normalised ISO codes), error
 codes, message types of the fixed dispatch table; never a user, a key or an id.
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 MetricKind = Literal["counter", "gauge", "histogram"]
 PREFIX = "voice_translator_"
+EXPORT_PREFIX = "ray_"  # Ray's metrics agent exports every metric in its "ray" Prometheus namespace
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SIMILARITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
@@ -241,6 +243,11 @@ def install_module_metrics(module: Any) -> None:
     if isinstance(_sink, MetricClassSink) and _sink.module is module:
         return
     use_sink(MetricClassSink(module))
+
+
+def exported(spec: MetricSpec) -> str:
+    """The name Prometheus scrapes (before `_total` / `_bucket` suffixes)."""
+    return EXPORT_PREFIX + spec.name
 
 
 def breaker_state_value(state: str) -> int:

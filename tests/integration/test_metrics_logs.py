@@ -22,7 +22,15 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from serve_app.observability.metrics import CACHE_HITS, CACHE_MISSES, STAGE_LATENCY
+from serve_app.observability.metrics import (
+    AUDIO_SECONDS,
+    CACHE_HITS,
+    CACHE_MISSES,
+    STAGE_LATENCY,
+    ZMQ_PUBLISHED,
+    ZMQ_RECEIVED,
+    exported,
+)
 from serve_app.pipeline.latency import METRIC_STAGES
 from tests.fixtures.dashboard import dashboard_metric_names
 from tests.fixtures.gateway_client import GatewayClient, connected_client, ids_of, new_id
@@ -111,13 +119,13 @@ async def test_metrics_and_logs_of_a_voice_and_a_cached_text_message(
 
     # Metrics: every stage histogram filled, cache counters moved, Serve built-ins present.
     url = local_graph.cluster.metrics_url
-    hist = STAGE_LATENCY.name
+    hist, hits, misses = exported(STAGE_LATENCY), exported(CACHE_HITS), exported(CACHE_MISSES)
     deadline = time.monotonic() + SCRAPE_DEADLINE_S
     while True:
         samples = scrape(url)
         stages_seen = {s.labels.get("stage") for s in samples.get(f"{hist}_count", []) if s.value > 0}
         if (set(METRIC_STAGES) <= stages_seen
-                and total(samples, f"{CACHE_HITS.name}_total", kind="translation") >= 1) or time.monotonic() > deadline:
+                and total(samples, f"{hits}_total", kind="translation") >= 1) or time.monotonic() > deadline:
             break
         time.sleep(3)
     assert set(METRIC_STAGES) <= stages_seen, (stages_seen, sorted(n for n in samples if "voice_translator" in n))
@@ -127,13 +135,13 @@ async def test_metrics_and_logs_of_a_voice_and_a_cached_text_message(
         assert count >= 1 and 0 < seconds / count < VOICE_TIMEOUT_S, (stage, count, seconds)
         inf_bucket = total(samples, f"{hist}_bucket", stage=stage, le="+Inf")
         assert inf_bucket == count, (stage, inf_bucket, count)
-    assert total(samples, f"{CACHE_HITS.name}_total", kind="translation", tier="lru") >= 1
-    assert total(samples, f"{CACHE_MISSES.name}_total", kind="translation") >= 3  # the voice's 2 + the text's 1
+    assert total(samples, f"{hits}_total", kind="translation", tier="lru") >= 1
+    assert total(samples, f"{misses}_total", kind="translation") >= 3  # the voice's 2 + the text's 1
     for series in samples[f"{hist}_count"]:  # Serve tags every sample with where it was recorded
         assert series.labels.get("deployment") == "Pipeline" and series.labels.get("application") == "translator"
-    assert total(samples, "voice_translator_zmq_received_total", type="audio_process") >= 1
-    assert total(samples, "voice_translator_zmq_published_total", type="audio_process_completed") >= 1
-    assert total(samples, "voice_translator_audio_seconds_total", direction="in") >= 4  # ~5 s of speech
+    assert total(samples, f"{exported(ZMQ_RECEIVED)}_total", type="audio_process") >= 1
+    assert total(samples, f"{exported(ZMQ_PUBLISHED)}_total", type="audio_process_completed") >= 1
+    assert total(samples, f"{exported(AUDIO_SECONDS)}_total", direction="in") >= 4  # ~5 s of speech
     names = {n for n in samples}
     missing = {n for n in dashboard_metric_names() if not any(s.startswith(n) for s in names)}
     assert not missing, f"the dashboard reads metrics this scrape lacks: {sorted(missing)}"

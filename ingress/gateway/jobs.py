@@ -66,6 +66,7 @@ class JobRegistry:
         self.max_jobs = max_jobs
         self.jobs: OrderedDict[str, VoiceJobRecord] = OrderedDict()
         self.tasks: dict[str, asyncio.Task[Any]] = {}
+        self._export_counts()  # every state from the start, at 0: a dashboard sees "no jobs", not "no data"
 
     def create(self, task_id: str, user_id: str | None, targets: list[str]) -> VoiceJobRecord:
         job = VoiceJobRecord(jobId=f"vjob_{uuid.uuid4().hex[:16]}", taskId=task_id, userId=user_id,

@@ -71,6 +71,7 @@ class GatewayServer:
         self.rejected_busy = 0
         self.published = 0
         router.state.in_flight = lambda: len(self.tasks)
+        IN_FLIGHT.set(0, door="zmq")
         router.state.transport_stats = self.stats
 
     async def start(self) -> None:

@@ -62,6 +62,7 @@ class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.in_flight = 0  # this replica's requests being served: `voice_translator_in_flight{door="http"}`
+        IN_FLIGHT.set(0, door="http")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -24,6 +24,9 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from serve_app.errors import ServiceError
+from serve_app.languages import normalize_language
+
 log = logging.getLogger(__name__)
 
 MetricKind = Literal["counter", "gauge", "histogram"]
@@ -243,6 +246,15 @@ def install_module_metrics(module: Any) -> None:
     if isinstance(_sink, MetricClassSink) and _sink.module is module:
         return
     use_sink(MetricClassSink(module))
+
+
+def language_tag(code: str) -> str:
+    """A language as a tag value: its ISO code when supported, else "other" (client strings never grow
+    the series)."""
+    try:
+        return normalize_language(code)
+    except ServiceError:
+        return "other"
 
 
 def exported(spec: MetricSpec) -> str:

@@ -42,6 +42,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 VOICE_TIMEOUT_S = 300
 TEXT_TIMEOUT_S = 120
 SCRAPE_DEADLINE_S = 90
+RATE_LIMIT_PER_USER = 120
 SERVE_LOGS = Path("/tmp/ray/session_latest/logs/serve")
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/=]{400,}")  # an audio or embedding payload; no log line may hold one
 
@@ -116,6 +117,21 @@ async def test_metrics_and_logs_of_a_voice_and_a_cached_text_message(
         assert event.type == "translation_completed", event.body
         from_cache.append(event["result"]["fromCache"])
     assert from_cache == [False, True]
+
+    # What the dashboard and alerts also read, made to happen: a malformed message, a language that
+    # fails while the other is delivered, a user over the per-user rate limit (120/minute by default).
+    await gateway.send(b"{not json")
+    await gateway.wait_for(lambda e: e.type == "error", TEXT_TIMEOUT_S)
+    task = new_id("metrics-fail")
+    await gateway.send({"type": "translation", "taskId": task, "messageId": new_id("m"), "text": "Merci !",
+                        "sourceLanguage": "fr", "targetLanguages": ["en", "zz-nowhere"]})
+    answers = {(await gateway.wait_for(lambda e: e.get("taskId") == task, TEXT_TIMEOUT_S)).type for _ in range(2)}
+    assert answers == {"translation_completed", "translation_error"}
+    user = new_id("u-metrics-flood")
+    for i in range(RATE_LIMIT_PER_USER + 10):
+        await gateway.send({"type": "voice_job_status", "taskId": f"rl-{user}-{i}", "userId": user,
+                            "jobId": "vjob_none"})
+    await gateway.wait_for(lambda e: "RATE_LIMITED" in json.dumps(e.body), TEXT_TIMEOUT_S)
 
     # Metrics: every stage histogram filled, cache counters moved, Serve built-ins present.
     url = local_graph.cluster.metrics_url

@@ -151,8 +151,9 @@ async def test_zmq_events_received_published_rejected(tmp_path: Path, sink: m.In
         try:
             task = new_id()
             await client.send({"type": "translation", "taskId": task, "messageId": "m1", "text": "Bonjour",
-                               "sourceLanguage": "fr", "targetLanguages": ["en"]})
-            await client.wait_for(lambda e: e.get("taskId") == task, 10)
+                               "sourceLanguage": "fr", "targetLanguages": ["en", "zz-nowhere"]})
+            events = [await client.wait_for(lambda e: e.get("taskId") == task, 10) for _ in range(2)]
+            assert {e.type for e in events} == {"translation_completed", "translation_error"}
             await client.send(b"{not json")
             await client.send({"type": "no_such_type", "taskId": new_id()})
             await client.wait_for(lambda e: e.type == "error", 10)
@@ -165,6 +166,8 @@ async def test_zmq_events_received_published_rejected(tmp_path: Path, sink: m.In
         assert sink.counter(m.ZMQ_REJECTED, reason="malformed") == 1
         assert sink.counter(m.ZMQ_REJECTED, reason="unknown_type") == 1
         assert sink.gauge(m.IN_FLIGHT, door="zmq") == 0
+        assert sink.counter(m.LANGUAGE_FAILURES, flow="text", language="other", error_code="unsupported_language") == 1
+        assert sink.gauge(m.JOBS, state="pending") == 0  # every state exported from the start
 
 
 def test_metric_class_sink_builds_one_object_per_declaration() -> None:

@@ -57,7 +57,8 @@ def test_gateway_request_id_prefers_task_id() -> None:
 def test_service_loggers_write_through_serve_handlers_with_the_ids(serve_handler: JsonLines) -> None:
     logs.configure_replica_logging()
     logs.configure_replica_logging()  # idempotent: one filter, one handler
-    assert logging.getLogger("serve_app").handlers == [serve_handler]
+    serve_handlers = logging.getLogger(logs.SERVE_LOGGER).handlers
+    assert serve_handler in serve_handlers and logging.getLogger("serve_app").handlers == serve_handlers
     assert len([f for f in serve_handler.filters if isinstance(f, logs.RequestContextFilter)]) == 1
     bound: list[str] = []
     logs.set_request_id_hook(bound.append)

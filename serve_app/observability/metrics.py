@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
@@ -35,6 +36,7 @@ EXPORT_PREFIX = "ray_"  # Ray's metrics agent exports every metric in its "ray" 
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SIMILARITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+GAUGE_REFRESH_S = 5.0
 TagValues = Mapping[str, str]
 
 
@@ -215,9 +217,16 @@ class MetricClassSink:
     The module is passed in, so this file never imports Ray; the objects are made in `declare`, i.e.
     when a replica installs the sink, inside its own Serve context (whose tags Serve adds)."""
 
-    def __init__(self, module: Any) -> None:
+    def __init__(self, module: Any, gauge_refresh_s: float = GAUGE_REFRESH_S) -> None:
         self.module = module
         self.objects: dict[str, Any] = {}
+        self.gauge_refresh_s = gauge_refresh_s
+        # Ray's metrics agent forgets a gauge not re-reported within ~2 export intervals, so a value set
+        # once (a breaker that stays closed, no jobs) would vanish from the scrape: the last value of
+        # every gauge series is re-recorded by a daemon thread until the process ends.
+        self._gauges: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, dict[str, str]]] = {}
+        self._gauges_lock = threading.Lock()
+        self._refresher: threading.Thread | None = None
 
     def declare(self, spec: MetricSpec) -> None:
         if spec.name in self.objects:
@@ -237,8 +246,32 @@ class MetricClassSink:
             obj.inc(value, tags=tags)
         elif spec.kind == "gauge":
             obj.set(value, tags=tags)
+            with self._gauges_lock:
+                self._gauges[(spec.name, _key(tags))] = (value, tags)
+            self._start_refresher()
         else:
             obj.observe(value, tags=tags)
+
+    def refresh_gauges(self) -> None:
+        """Re-record the last value of every gauge series (what the refresher thread does)."""
+        with self._gauges_lock:
+            last = list(self._gauges.items())
+        for (name, _), (value, tags) in last:
+            self.objects[name].set(value, tags=tags)
+
+    def _start_refresher(self) -> None:
+        if self._refresher is not None or self.gauge_refresh_s <= 0:
+            return
+        self._refresher = threading.Thread(target=self._refresh_forever, name="metrics-gauge-refresh", daemon=True)
+        self._refresher.start()
+
+    def _refresh_forever(self) -> None:
+        while True:
+            time.sleep(self.gauge_refresh_s)
+            try:
+                self.refresh_gauges()
+            except Exception as exc:  # noqa: BLE001 - the refresher must outlive one failed export
+                log.debug("gauges not refreshed: %s", exc)
 
 
 def install_module_metrics(module: Any) -> None:

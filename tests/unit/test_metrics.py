@@ -212,3 +212,29 @@ def test_metric_class_sink_builds_one_object_per_declaration() -> None:
     assert calls == [("observe", m.STAGE_LATENCY.name, 0.5, {"stage": "embed"}),
                      ("inc", m.CACHE_HITS.name, 1.0, {"kind": "translation", "tier": "redis"}),
                      ("set", m.IN_FLIGHT.name, 3.0, {"door": "http"})]
+
+
+def test_gauges_are_re_recorded_so_ray_keeps_exporting_them() -> None:
+    sets: list[tuple[float, dict[str, str]]] = []
+
+    class FakeGauge:
+        def __init__(self, name: str, **kwargs: Any) -> None:
+            self.name = name
+
+        def set(self, value: float, tags: dict[str, str]) -> None:
+            if self.name == m.BREAKER_STATE.name:
+                sets.append((value, tags))
+
+    class Module:
+        Counter = Histogram = Gauge = FakeGauge
+
+    sink = m.MetricClassSink(Module, gauge_refresh_s=0)  # no thread: refreshed by hand
+    for spec in m.REGISTRY.values():
+        sink.declare(spec)
+    sink.record(m.BREAKER_STATE, 2.0, {"breaker": "redis_cache"})
+    sink.record(m.BREAKER_STATE, 0.0, {"breaker": "redis_cache"})
+    sink.record(m.BREAKER_STATE, 1.0, {"breaker": "profile_store"})
+    sets.clear()
+    sink.refresh_gauges()
+    assert sorted(sets, key=lambda s: s[1]["breaker"]) == [(1.0, {"breaker": "profile_store"}),
+                                                            (0.0, {"breaker": "redis_cache"})]

@@ -181,8 +181,9 @@ async def test_metrics_and_logs_of_a_voice_and_a_cached_text_message(
     assert len(carrying) >= 3, sorted(carrying)
     zmq_lines = [r for name, lines in carrying.items() if "ZmqIngress" in name for r in lines]
     assert any(r.get("taskId") == voice_task and "messageId" in r for r in zmq_lines), zmq_lines[:3]
-    deployments = {r.get("deployment") for lines in carrying.values() for r in lines}
-    assert {"ZmqIngress", "Pipeline"} <= deployments, deployments
+    # Serve names each line's deployment "<app>_<Deployment>"
+    deployments = {str(r.get("deployment")).removeprefix("translator_") for lines in carrying.values() for r in lines}
+    assert {"ZmqIngress", "Pipeline", "Transcriber"} <= deployments, deployments
     for lines in carrying.values():
         for record in lines:
             assert not BASE64_RUN.search(json.dumps(record)), str(record)[:300]

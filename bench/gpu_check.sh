@@ -2,8 +2,8 @@
 # GPU check, for a machine with an NVIDIA GPU (cannot run on the CPU-only build machines):
 #   bash bench/gpu_check.sh [--runs 10]
 # 1. installs what the GPU profile needs into .venv-gpu: torch's CUDA build (PyPI's default Linux wheel,
-#    which brings the CUDA 12 runtime, cuBLAS and cuDNN that CTranslate2 also loads), the project, and
-#    onnxruntime-gpu (the `gpu` extra) in place of the CPU onnxruntime for Piper/Kokoro;
+#    which brings the CUDA runtime, cuBLAS and cuDNN that CTranslate2 also loads), the project, and
+#    onnxruntime-gpu (pinned in the `gpu` extra) in place of the CPU onnxruntime for Piper/Kokoro;
 # 2. assembles the registry-shipped weights once (voice-translator prepare);
 # 3. runs bench/gpu_check.py: serve_config.yaml deployed on the GPU, the four model deployments sharing
 #    the device (serve status, nvidia-smi per-process memory), then the voice-message p50 over 10 runs
@@ -28,8 +28,10 @@ if [ ! -x "$PY" ]; then
   "$PY" -m pip install -q --upgrade "pip>=24"
   "$PY" -m pip install -q torch==2.13.0              # CUDA build from PyPI (the CPU one is only in the local index)
   "$PY" -m pip install -q -e ".[dev]"
-  "$PY" -m pip uninstall -q -y onnxruntime           # same module name: the GPU build replaces it
-  "$PY" -m pip install -q -e ".[gpu]"
+  # onnxruntime-gpu is the same module as onnxruntime: swap the build, without letting pip re-resolve
+  # piper-tts's `onnxruntime` requirement back in (its other dependencies are already installed).
+  "$PY" -m pip uninstall -q -y onnxruntime
+  "$PY" -m pip install -q --no-deps "$(grep -oE 'onnxruntime-gpu==[0-9.]+' pyproject.toml)"
 fi
 "$PY" - <<'PY'
 import ctranslate2, onnxruntime, torch

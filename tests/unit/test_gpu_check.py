@@ -19,8 +19,11 @@ sys.modules["gpu_check"] = gpu_check  # dataclasses look their module up while t
 spec.loader.exec_module(gpu_check)
 
 
-def test_script_parses() -> None:
+def test_script_parses_and_finds_its_pins() -> None:
     assert subprocess.run(["bash", "-n", str(ROOT / "bench" / "gpu_check.sh")]).returncode == 0
+    found = subprocess.run(["grep", "-oE", "onnxruntime-gpu==[0-9.]+", str(ROOT / "pyproject.toml")],
+                           capture_output=True, text=True).stdout.split()
+    assert found == ["onnxruntime-gpu==1.31.1"]  # exactly one pin, the one the script installs
 
 
 def test_compute_apps_joined_with_replicas() -> None:

@@ -36,8 +36,14 @@ $(STAMP): pyproject.toml
 weights: $(STAMP)
 	$(PY) -m serve_app.assembly.cli prepare
 
+# Ray's metrics agent serves every replica's metrics (voice_translator_*, ray_serve_*) in Prometheus
+# text on http://127.0.0.1:$(METRICS_PORT)/metrics while `make run` runs.
+METRICS_PORT ?= 8080
+
 run: setup
-	$(VENV)/bin/serve run serve_config.local.yaml
+	$(VENV)/bin/ray start --head --disable-usage-stats --include-dashboard=true --dashboard-host=127.0.0.1 \
+	  --metrics-export-port=$(METRICS_PORT)
+	trap '$(VENV)/bin/ray stop' EXIT; $(VENV)/bin/serve run --address=auto serve_config.local.yaml
 
 unit: setup
 	$(PY) -m pytest -q -m "not integration" tests/unit

@@ -11,12 +11,14 @@ import asyncio
 from typing import Any
 
 from ray import serve
+from ray.serve import metrics as serve_metrics
 from ray.serve.handle import DeploymentHandle
 
 from serve_app.domain.transcription import TranscribeOptions, Transcription
 from serve_app.domain.translation import TranslationResult
 from serve_app.domain.voice import ConvertedClip, SpeechClip
 from serve_app.errors import as_service_error
+from serve_app.observability.metrics import install_module_metrics
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import replica_settings
 
@@ -79,6 +81,8 @@ class PipelineDeployment(VoicePipeline):
         settings_overrides: dict[str, Any] | None = None,
     ) -> None:
         stages = HandleStages(transcriber, translator, synthesizer, cloner)
-        super().__init__(stages, replica_settings(settings_overrides))
+        settings = replica_settings(settings_overrides)
+        install_module_metrics(serve_metrics)  # before the stores: the breaker reports its first state
+        super().__init__(stages, settings)
         self.attach_stores()
         await self.start()

@@ -12,13 +12,14 @@ unprefixed names.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AliasChoices, BeforeValidator, Field
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from serve_app.observability.logs import configure_replica_logging
 
 DEFAULT_TTS_CHAINS: dict[str, list[str]] = {
     "en": ["piper", "kokoro", "espeak"],
@@ -275,8 +276,9 @@ def resolve_device(device: str) -> str:
 def replica_settings(
     overrides: Mapping[str, Any] | None = None, section: type[SectionT] = Settings  # type: ignore[assignment]
 ) -> SectionT:
-    """What every replica does first: log like its siblings, then read its section (the whole
+    """What every replica does first: log like its siblings (through Serve's handlers, JSON, under Serve;
+    `observability.logs`), then read its section (the whole
     service by default) from the environment with the application's builder args (the config
     file's `args.settings`) on top."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_replica_logging()
     return section(**section_overrides(section, overrides))

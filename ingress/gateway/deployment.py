@@ -10,17 +10,29 @@ from __future__ import annotations
 from typing import Any
 
 from ray import serve
+from ray.serve import metrics as serve_metrics
+from ray.serve.context import _set_request_context
 from ray.serve.handle import DeploymentHandle
 
 from ingress.gateway.server import build_gateway
 from ingress.pipeline_client import pipeline_client
+from serve_app.observability.logs import set_request_id_hook
+from serve_app.observability.metrics import install_module_metrics
 from serve_app.settings import replica_settings
+
+
+def bind_serve_request_id(request_id: str) -> None:
+    """The gateway's id becomes the Serve request id of the task serving the message: Serve logs it
+    (`request_id`) here and copies it onto every handle call, so each replica on the path logs it too."""
+    _set_request_context(request_id=request_id)
 
 
 @serve.deployment(name="ZmqIngress")
 class ZmqIngress:
     async def __init__(self, pipeline: DeploymentHandle, settings_overrides: dict[str, Any] | None = None) -> None:
         settings = replica_settings(settings_overrides)
+        install_module_metrics(serve_metrics)
+        set_request_id_hook(bind_serve_request_id)
         self.server = build_gateway(pipeline_client(pipeline), settings)
         await self.server.start()
 

@@ -28,6 +28,7 @@ import httpx
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from serve_app.errors import NotFoundError, ServiceError
+from serve_app.observability.metrics import JOBS
 from serve_app.security.outbound import (
     OutboundFailedError,
     OutboundRefusedError,
@@ -41,6 +42,7 @@ from serve_app.stores.job_store import JobRecord, JobStore
 log = logging.getLogger(__name__)
 
 VoiceJobRecord = JobRecord  # the record as stored (serve_app.stores.job_store)
+RUNNING_STATES = ("pending", "processing")  # what the jobs gauge reports, per replica
 
 
 class JobRegistry:
@@ -57,6 +59,7 @@ class JobRegistry:
         # them, so a job that already had its final event is never reported interrupted as well.
         self.unsaved: dict[str, JobRecord] = {}
         self.stopping = False  # the replica is closing: its jobs stay running in the store, for the lease to expire
+        self._export_counts()  # every state from the start, at 0: a dashboard sees "no jobs", not "no data"
 
     async def start(self) -> None:
         """A store that does not answer now is logged, not fatal: job requests get its 503 until it does."""
@@ -74,6 +77,7 @@ class JobRegistry:
         stored, created = await self.store.create(job)
         if created:
             self.running[job.jobId] = job
+            self._export_counts()
         return stored, created
 
     async def get(self, job_id: str, user_id: str | None = None) -> JobRecord:
@@ -98,6 +102,8 @@ class JobRegistry:
         job.apply(**changes)
         if not job.running:
             self.running.pop(job.jobId, None)
+        if "status" in changes:
+            self._export_counts()
         try:
             owned = await self.store.save(job)
         except ServiceError as exc:
@@ -172,6 +178,11 @@ class JobRegistry:
         except RuntimeError:  # no loop (a replica torn down from __del__): the process ends anyway
             return
         self._closing = closing  # held until done, so the task is not collected mid-way
+
+    def _export_counts(self) -> None:
+        counts = self.counts()
+        for state in RUNNING_STATES:
+            JOBS.set(counts.get(state, 0), state=state)
 
 
 WEBHOOK_BACKOFF_S = 0.5  # first pause between attempts; doubled after each, at most WEBHOOK_BACKOFF_MAX_S

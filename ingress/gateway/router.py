@@ -71,6 +71,8 @@ from ingress.gateway.serving_profiles import ServingProfiles
 from ingress.gateway.serving_text import ServingText
 from ingress.gateway.serving_voice_api import ServingVoiceApi
 from serve_app.errors import InvalidRequestError, RateLimitedError, ServiceError, as_service_error
+from serve_app.observability.logs import bind_gateway_request
+from serve_app.observability.metrics import ZMQ_RECEIVED, ZMQ_REJECTED
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.security.rate_limits import RateLimiter
 from serve_app.settings import Settings
@@ -129,7 +131,7 @@ class GatewayRouter:
         self.state = GatewayState(history=VoiceHistory(settings.max_jobs))
         self.state.transport_stats = self.stats  # until a server reports its own, which include these
         self.jobs = JobRegistry(build_job_store(settings), settings.job_lease_s)
-        self.limiter = RateLimiter.from_settings(settings, settings.redis_url)
+        self.limiter = RateLimiter.from_settings(settings, settings.redis_url, door="zmq")
         self.rate_limited = 0
         self.limits = {"max_target_languages": settings.max_target_languages,
                        "max_preview_languages": settings.max_preview_languages}
@@ -191,16 +193,24 @@ class GatewayRouter:
         """`principal`: the peer the message came from (its address, or its CURVE key), for rate limits."""
         kind = raw.get("type") or "translation"
         route = self.route_of(raw)
-        self.state.received[kind if route is not None else "unknown"] += 1
+        bind_gateway_request(raw)
+        started = time.perf_counter()
+        counted = kind if route is not None else "unknown"
+        self.state.received[counted] += 1
+        ZMQ_RECEIVED.inc(type=counted)
         try:
             if kind != "ping":
                 await self._rate_limit(principal, acting_user(raw))
             if route is None:
+                ZMQ_REJECTED.inc(reason="unknown_type")
                 raise InvalidRequestError(f"unknown message type {request_kind(raw)!r}", code="unknown_type")
             await self._serve(kind, route, raw, Call(frames, publish))
+            if kind != "ping":
+                log.info("gateway request %s served in %d ms", kind, elapsed_ms(started))
         except asyncio.CancelledError:
             raise
         except ValidationError as exc:
+            ZMQ_REJECTED.inc(reason="invalid")
             await self.publish_error(raw, InvalidRequestError(validation_message(exc)), publish)
         except Exception as exc:  # noqa: BLE001 - every failure is answered, none kills the loop
             await self.publish_error(raw, as_service_error(exc), publish)
@@ -210,6 +220,7 @@ class GatewayRouter:
             await self.limiter.check(principal, user_id)
         except RateLimitedError:
             self.rate_limited += 1
+            ZMQ_REJECTED.inc(reason="rate_limited")
             raise
 
     async def _serve(self, kind: str, route: Route[Any], raw: dict[str, Any], call: Call) -> None:

@@ -30,6 +30,7 @@ from ingress.gateway.protocol.events import GatewayEvent, GenericError
 from ingress.gateway.router import GatewayRouter
 from ingress.gateway.zap import DoorSecurity, PeerAuthenticator
 from serve_app.errors import BusyError, InvalidRequestError
+from serve_app.observability.metrics import IN_FLIGHT, ZMQ_PUBLISHED, ZMQ_REJECTED
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
 
@@ -70,6 +71,7 @@ class GatewayServer:
         self.rejected_busy = 0
         self.published = 0
         router.state.in_flight = lambda: len(self.tasks)
+        IN_FLIGHT.set(0, door="zmq")
         router.state.transport_stats = self.stats
 
     async def start(self) -> None:
@@ -123,6 +125,7 @@ class GatewayServer:
         frame0 = json.dumps(event.to_wire(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         await self.pub.send_multipart([frame0, *binaries], copy=len(binaries) == 0)
         self.published += 1
+        ZMQ_PUBLISHED.inc(type=event.type)
 
     async def _receive_loop(self) -> None:
         assert self.pull is not None
@@ -153,6 +156,7 @@ class GatewayServer:
             raw = parse_frame0(frames[0], s.max_json_frame_bytes, s.max_json_depth, base64_allowance(s.max_audio_bytes))
         except InvalidRequestError as exc:
             self.malformed += 1
+            ZMQ_REJECTED.inc(reason="malformed")
             log.warning("malformed gateway message from %s (%d frames, %d bytes): %s",
                         principal, len(frames), sum(len(f) for f in frames), exc.message)
             self._spawn_side(self._publish_all(self._malformed_events(frames[0], exc)))
@@ -162,6 +166,7 @@ class GatewayServer:
             # since each asks the Pipeline for its figures: a ping flood cannot grow without limit.
             if len(self.pings) >= self.settings.zmq_max_in_flight:
                 self.rejected_busy += 1
+                ZMQ_REJECTED.inc(reason="busy")
                 return
             ping = asyncio.create_task(self.router.handle(raw, frames, self.publish, principal))
             self.pings.add(ping)
@@ -169,12 +174,18 @@ class GatewayServer:
             return
         if len(self.tasks) >= self.settings.zmq_max_in_flight:
             self.rejected_busy += 1
+            ZMQ_REJECTED.inc(reason="busy")
             busy = BusyError(f"translator busy: {len(self.tasks)} requests in flight; retry shortly")
             self._spawn_side(self._publish_all(self.router.error_events(raw, busy)))
             return
         task = asyncio.create_task(self.router.handle(raw, frames, self.publish, principal))
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        IN_FLIGHT.set(len(self.tasks), door="zmq")
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        IN_FLIGHT.set(len(self.tasks), door="zmq")
 
     def _malformed_events(self, frame0: bytes, exc: InvalidRequestError) -> list[GatewayEvent]:
         """A frame refused for its size or depth may still be well-formed: answer with its type's own

@@ -25,6 +25,7 @@ from ingress.gateway.protocol.events import (
 from ingress.gateway.protocol.requests import StoryTextObjectRequest, TranslationRequest
 from serve_app.domain.translation import TextTranslation
 from serve_app.errors import InvalidRequestError, TextTooLongError, as_service_error
+from serve_app.observability.metrics import LANGUAGE_FAILURES, language_tag
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
 
@@ -68,7 +69,8 @@ class ServingText:
         try:
             [out] = await self.pipeline.translate_text(req.text, req.sourceLanguage, [language])
         except Exception as exc:  # noqa: BLE001 - reported for this language at once
-            err = as_service_error(exc, "translation_failed")
+            err = as_service_error(exc, "translation_failed")  # refused before the Pipeline counted it
+            LANGUAGE_FAILURES.inc(flow="text", language=language_tag(language), error_code=err.code)
             out = TextTranslation(target_language=language, source_language=req.sourceLanguage, error=err.message,
                                   error_code=err.code)
         if not out.ok:

@@ -11,11 +11,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from ray import serve
+from ray.serve import metrics as serve_metrics
 from ray.serve.handle import DeploymentHandle
 
 from ingress.http.app import create_app
 from ingress.http.door import HttpDoor
 from ingress.pipeline_client import pipeline_client
+from serve_app.observability.metrics import install_module_metrics
 from serve_app.settings import replica_settings
 
 
@@ -28,7 +30,9 @@ class HttpIngress(HttpDoor):
         settings_overrides: dict[str, Any] | None = None,
         gateway: DeploymentHandle | None = None,
     ) -> None:
-        super().__init__(pipeline_client(pipeline), replica_settings(settings_overrides), gateway)
+        settings = replica_settings(settings_overrides)
+        install_module_metrics(serve_metrics)
+        super().__init__(pipeline_client(pipeline), settings, gateway)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_app(self)

@@ -26,7 +26,7 @@ class HttpDoor:
         self.settings = settings
         self.gateway = gateway  # reported in /health
         self.keyring = KeyRing.from_settings(settings)
-        self.limiter = RateLimiter.from_settings(settings, settings.redis_url)
+        self.limiter = RateLimiter.from_settings(settings, settings.redis_url, door="http")
         if self.keyring.enforced:
             log.info("HTTP door: %s", self.keyring.describe())
         else:

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingress.http.rendering import error_response, is_openai_path
 from serve_app.errors import AuthenticationError, PayloadTooLargeError, ServiceError
+from serve_app.observability.metrics import IN_FLIGHT
 from serve_app.security.keys import KeyRing, Principal, bearer_key
 
 REQUEST_ID_KEY = "voice_translator.request_id"
@@ -60,11 +61,22 @@ class RequestIdMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.in_flight = 0  # this replica's requests being served: `voice_translator_in_flight{door="http"}`
+        IN_FLIGHT.set(0, door="http")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        self.in_flight += 1
+        IN_FLIGHT.set(self.in_flight, door="http")
+        try:
+            await self._with_id(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            IN_FLIGHT.set(self.in_flight, door="http")
+
+    async def _with_id(self, scope: Scope, receive: Receive, send: Send) -> None:
         from_serve = serve_request_id()
         rid = scope[REQUEST_ID_KEY] = from_serve or uuid.uuid4().hex
         if from_serve:

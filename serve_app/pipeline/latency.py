@@ -1,7 +1,10 @@
-"""Recent stage latencies of the voice flow, for health reports: the median of the last 100 each.
+"""Stage latencies of the pipeline: every measurement goes to the `voice_translator_stage_latency_seconds`
+histogram (per stage, for the dashboard), and the voice flow's three main stages also keep the median
+of their last 100 for health reports (`/health`, `voice_health`).
 
-Measured where the pipeline calls the stages (transcription of a voice message, translation and TTS
-of each of its languages), so they are what a voice message waits for, cache hits included.
+Measured where the pipeline calls the stages, so they are what a voice message waits for, cache hits
+included: transcribe (Whisper, or the attachment's cached transcription), embed (speaker embedding),
+translate, synthesize, convert (voice cloning), encode (mp3/ogg/wav).
 """
 
 from __future__ import annotations
@@ -9,7 +12,12 @@ from __future__ import annotations
 import statistics
 from collections import deque
 
-STAGES = ("transcription", "translation", "tts")
+from serve_app.observability.metrics import STAGE_LATENCY
+
+METRIC_STAGES = ("transcribe", "embed", "translate", "synthesize", "convert", "encode")
+# The health report's names (a stable part of /health and the gateway's VoiceServiceLatency).
+REPORTED = {"transcribe": "transcription", "translate": "translation", "synthesize": "tts"}
+STAGES = tuple(REPORTED.values())
 WINDOW = 100
 
 
@@ -18,7 +26,12 @@ class StageLatency:
         self.samples: dict[str, deque[int]] = {stage: deque(maxlen=window) for stage in STAGES}
 
     def record(self, stage: str, ms: int) -> None:
-        self.samples[stage].append(int(ms))
+        """`stage` is one of METRIC_STAGES."""
+        if stage not in METRIC_STAGES:
+            raise ValueError(f"unknown stage {stage!r}; one of {METRIC_STAGES}")
+        STAGE_LATENCY.observe(ms / 1000.0, stage=stage)
+        if stage in REPORTED:
+            self.samples[REPORTED[stage]].append(int(ms))
 
     def report(self) -> dict[str, dict[str, int | None]]:
         """{stage: {"median_ms": int | None (nothing measured yet), "samples": n}}."""

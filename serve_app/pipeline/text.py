@@ -12,6 +12,7 @@ import time
 from serve_app.domain.translation import TextTranslation, TranslationResult
 from serve_app.errors import InvalidRequestError, TextTooLongError, as_service_error
 from serve_app.languages import normalize_language
+from serve_app.observability.metrics import LANGUAGE_FAILURES, language_tag
 from serve_app.pipeline.stages import Stages
 from serve_app.settings import Settings
 from serve_app.stores.translation_cache import CachedTranslation, TranslationCache
@@ -80,6 +81,7 @@ class TextOps:
             out, cached = await self.translate(text, source, target)
         except Exception as exc:  # noqa: BLE001 - reported per language, never fatal to others
             err = as_service_error(exc, "translation_failed")
+            LANGUAGE_FAILURES.inc(flow="text", language=language_tag(target), error_code=err.code)
             return TextTranslation(
                 target_language=target,
                 source_language=source,

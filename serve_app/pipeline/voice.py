@@ -22,6 +22,7 @@ from serve_app.domain.translation import TranslationResult
 from serve_app.domain.voice import LanguageAudio, LanguageFailure, PipelineEvent, StageTimings, VoiceJob, VoiceResult
 from serve_app.errors import ServiceError, as_service_error
 from serve_app.languages import normalize_language
+from serve_app.observability.metrics import AUDIO_SECONDS, LANGUAGE_FAILURES, VOICE_SIMILARITY
 from serve_app.pipeline.latency import StageLatency
 from serve_app.pipeline.speech import WHISPER_RATE
 from serve_app.pipeline.stages import Stages
@@ -37,6 +38,14 @@ log = logging.getLogger(__name__)
 
 async def _ready(value: bytes) -> bytes:
     return value
+
+
+def _record_delivered(seconds: float, similarity: float | None, base_similarity: float | None) -> None:
+    AUDIO_SECONDS.inc(seconds, direction="out")
+    if similarity is not None:
+        VOICE_SIMILARITY.observe(similarity, voice="converted")
+    if base_similarity is not None:
+        VOICE_SIMILARITY.observe(base_similarity, voice="base")
 
 
 def _profile_summary(profile: VoiceProfile) -> dict[str, Any]:
@@ -75,6 +84,7 @@ class VoiceMessageOps:
         t0 = time.perf_counter()
         decoded = await asyncio.to_thread(self.decode, job.audio)
         timings.decode_ms = elapsed_ms(t0)
+        AUDIO_SECONDS.inc(decoded.samples.size / WHISPER_RATE, direction="in")
         pcm = pcm_to_bytes(decoded.samples)
 
         reference_task: asyncio.Task[bytes] | None = None
@@ -205,6 +215,7 @@ class VoiceMessageOps:
             return await self.stages.speaker_reference(pcm, WHISPER_RATE)
         finally:
             timings.embed_ms = elapsed_ms(t0)
+            self.latency.record("embed", timings.embed_ms)
 
     async def _transcribe(
         self, job: VoiceJob, pcm: bytes, n_samples: int, language: str | None, timings: StageTimings
@@ -216,7 +227,7 @@ class VoiceMessageOps:
             transcription = await self.transcribe_cached(pcm, language, job.attachment_id)
         finally:
             timings.transcribe_ms = elapsed_ms(t0)
-        self.latency.record("transcription", timings.transcribe_ms)
+        self.latency.record("transcribe", timings.transcribe_ms)
         return transcription
 
     async def speak_as(self, text: str, target: str, reference: bytes) -> LanguageAudio | LanguageFailure:
@@ -242,12 +253,12 @@ class VoiceMessageOps:
             t0 = time.perf_counter()
             translated, _ = await self.translate(text, source, target)
             timings["translate"] = elapsed_ms(t0)
-            self.latency.record("translation", timings["translate"])
+            self.latency.record("translate", timings["translate"])
             stage = "tts_failed"
             t0 = time.perf_counter()
             clip = await self.stages.synthesize(translated.translated_text, target)
             timings["tts"] = elapsed_ms(t0)
-            self.latency.record("tts", timings["tts"])
+            self.latency.record("synthesize", timings["tts"])
             cloned = False
             similarity = base_similarity = None
             if reference_task is not None:
@@ -262,11 +273,14 @@ class VoiceMessageOps:
                 except Exception as exc:  # noqa: BLE001 - degrade to the base voice, say so
                     log.warning("voice conversion failed for %s: %s", target, as_service_error(exc).message)
                 timings["voice_clone"] = elapsed_ms(t0)
+                self.latency.record("convert", timings["voice_clone"])
             stage = "processing_failed"
             t0 = time.perf_counter()
             samples = pcm_from_bytes(clip.pcm)
             audio = await asyncio.to_thread(encode_audio, samples, clip.sample_rate, fmt)
             timings["encode"] = elapsed_ms(t0)
+            self.latency.record("encode", timings["encode"])
+            _record_delivered(samples.size / clip.sample_rate, similarity if cloned else None, base_similarity)
             return LanguageAudio(
                 target_language=target,
                 translated_text=translated.translated_text,
@@ -284,4 +298,5 @@ class VoiceMessageOps:
         except Exception as exc:  # noqa: BLE001 - one language never sinks the others
             err = as_service_error(exc, stage)
             log.warning("language %s failed (%s): %s", target, err.code, err.message)
+            LANGUAGE_FAILURES.inc(flow="voice", language=target, error_code=err.code)
             return LanguageFailure(target_language=target, error=err.message, error_code=err.code)

@@ -56,7 +56,7 @@ class VoicePipeline(TextOps, SpeechOps, VoiceMessageOps, ProfileOps, AudioApiOps
         self.feedback_log = FeedbackLog(settings)
         # A dead profile store must not add its timeout to every message: after 3 failures profiles
         # are skipped for a minute (messages are cloned from their own audio), then one probe.
-        self.profile_breaker = CircuitBreaker(failure_threshold=3, cooldown_s=60.0)
+        self.profile_breaker = CircuitBreaker(failure_threshold=3, cooldown_s=60.0, name="profile_store")
         # The cache key names the model, so switching backend or weights never serves stale text.
         self.model_key = f"{settings.translator_backend}:{settings.translator_model or 'default'}"
         self.started_at = time.time()

@@ -15,13 +15,16 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from serve_app.errors import RateLimitedError
+from serve_app.observability.metrics import RATE_LIMITED
 from serve_app.settings import SecuritySettings
 
 log = logging.getLogger(__name__)
 
 
 class RateLimiter:
-    def __init__(self, per_principal: str, per_user: str, redis_url: str | None = None) -> None:
+    def __init__(self, per_principal: str, per_user: str, redis_url: str | None = None, door: str = "") -> None:
+        """`door`: which door counts (http/zmq), the tag of `voice_translator_rate_limited`."""
+        self.door = door
         self.per_principal: RateLimitItem = parse(per_principal)
         self.per_user: RateLimitItem = parse(per_user)
         self._local = MovingWindowRateLimiter(MemoryStorage())
@@ -34,8 +37,8 @@ class RateLimiter:
             self._shared = MovingWindowRateLimiter(storage)
 
     @classmethod
-    def from_settings(cls, settings: SecuritySettings, redis_url: str | None) -> RateLimiter:
-        return cls(settings.rate_limit, settings.rate_limit_per_user, redis_url)
+    def from_settings(cls, settings: SecuritySettings, redis_url: str | None, door: str = "") -> RateLimiter:
+        return cls(settings.rate_limit, settings.rate_limit_per_user, redis_url, door)
 
     async def check(self, principal: str, user_id: str | None = None) -> None:
         """Count one request of `principal` (acting for `user_id`); RateLimitedError when over a limit."""
@@ -53,6 +56,7 @@ class RateLimiter:
             allowed = await limiter.hit(item, kind, who)
         if allowed:
             return
+        RATE_LIMITED.inc(door=self.door, scope=kind)
         stats = await limiter.get_window_stats(item, kind, who)
         retry_after = max(1.0, stats.reset_time - time.time())
         raise RateLimitedError(f"rate limit {item} exceeded for this {kind}; retry after {retry_after:.0f} s",

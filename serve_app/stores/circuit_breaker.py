@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
+from serve_app.observability.metrics import BREAKER_STATE, breaker_state_value
+
 BreakerState = Literal["closed", "open", "half_open"]
 
 
@@ -23,7 +25,9 @@ class CircuitBreaker:
         failure_threshold: int = 3,
         cooldown_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        name: str | None = None,
     ) -> None:
+        """`name`: the breaker's tag on `voice_translator_breaker_state` (None: not exported)."""
         if failure_threshold < 1:
             raise ValueError("failure_threshold must be >= 1")
         if cooldown_s < 0:
@@ -35,6 +39,8 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._probe_started: float | None = None
+        self.name = name
+        self._export()
 
     @property
     def state(self) -> BreakerState:
@@ -42,7 +48,12 @@ class CircuitBreaker:
         if self._state == "open" and self._clock() - self._opened_at >= self.cooldown_s:
             self._state = "half_open"
             self._probe_started = None
+            self._export()
         return self._state
+
+    def _export(self) -> None:
+        if self.name is not None:
+            BREAKER_STATE.set(breaker_state_value(self._state), breaker=self.name)
 
     @property
     def consecutive_failures(self) -> int:
@@ -66,9 +77,12 @@ class CircuitBreaker:
         return True
 
     def record_success(self) -> None:
+        changed = self._state != "closed"
         self._state = "closed"
         self._failures = 0
         self._probe_started = None
+        if changed:
+            self._export()
 
     def record_failure(self) -> None:
         self._failures += 1
@@ -76,3 +90,4 @@ class CircuitBreaker:
             self._state = "open"
             self._opened_at = self._clock()
             self._probe_started = None
+            self._export()

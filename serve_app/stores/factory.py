@@ -31,7 +31,7 @@ def build_translation_cache(settings: Settings) -> TranslationCache:
         lru_ttl_s=settings.cache_lru_ttl_s,
         translation_ttl_s=settings.translation_cache_ttl_s,
         transcription_ttl_s=settings.transcription_cache_ttl_s,
-        breaker=CircuitBreaker(settings.cache_breaker_failures, settings.cache_breaker_cooldown_s),
+        breaker=CircuitBreaker(settings.cache_breaker_failures, settings.cache_breaker_cooldown_s, name="redis_cache"),
     )
 
 

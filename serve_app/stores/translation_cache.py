@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar
 from cachetools import TTLCache
 from pydantic import BaseModel, ValidationError
 
+from serve_app.observability.metrics import CACHE_HITS, CACHE_MISSES
 from serve_app.stores.circuit_breaker import BreakerState, CircuitBreaker
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class TranslationCache:
         self._translation_ttl_s = int(translation_ttl_s)
         self._transcription_ttl_s = int(transcription_ttl_s)
         self._op_timeout_s = op_timeout_s
-        self.breaker = breaker or CircuitBreaker()
+        self.breaker = breaker or CircuitBreaker(name="redis_cache")
         self._hits = self._misses = 0
         self._t_hits = self._t_misses = 0
         self._redis_errors = 0
@@ -140,11 +141,14 @@ class TranslationCache:
 
     async def get(self, text: str, source: str, target: str, model: str) -> CachedTranslation | None:
         key = translation_key(text, source, target, model)
-        value = self._decode(await self._lookup(self._lru, key), key)
+        raw, tier = await self._lookup(self._lru, key)
+        value = self._decode(raw, key)
         if value is None:
             self._misses += 1
+            CACHE_MISSES.inc(kind="translation")
         else:
             self._hits += 1
+            CACHE_HITS.inc(kind="translation", tier=tier)
         return value
 
     async def put(self, text: str, source: str, target: str, model: str, value: CachedTranslation) -> None:
@@ -153,7 +157,7 @@ class TranslationCache:
 
     async def get_transcription(self, attachment_id: str, digest: str) -> dict[str, Any] | None:
         """The transcription of this attachment's audio whose SHA-256 is `digest` (`audio_digest`)."""
-        raw = await self._lookup(self._transcriptions, transcription_key(attachment_id, digest))
+        raw, tier = await self._lookup(self._transcriptions, transcription_key(attachment_id, digest))
         value = None
         if raw is not None:
             try:
@@ -163,8 +167,10 @@ class TranslationCache:
                 log.warning("ignoring a corrupt cached transcription for %s", attachment_id)
         if value is None:
             self._t_misses += 1
+            CACHE_MISSES.inc(kind="transcription")
         else:
             self._t_hits += 1
+            CACHE_HITS.inc(kind="transcription", tier=tier)
         return value
 
     async def put_transcription(self, attachment_id: str, digest: str, transcription: dict[str, Any]) -> None:
@@ -197,17 +203,18 @@ class TranslationCache:
 
     # -- internals ------------------------------------------------------------------------------
 
-    async def _lookup(self, lru: TTLCache[str, str], key: str) -> str | None:
+    async def _lookup(self, lru: TTLCache[str, str], key: str) -> tuple[str | None, str]:
+        """The raw value and the tier that answered ("lru" or "redis")."""
         raw = lru.get(key)
         if raw is not None:
-            return raw
+            return raw, "lru"
         try:
             raw = await self._call(lambda r: r.get(key))
         except _Unavailable:
-            return None
+            return None, "redis"
         if raw is not None:
             lru[key] = raw  # backfill so the next lookup in this replica skips the network
-        return raw
+        return raw, "redis"
 
     async def _store(self, lru: TTLCache[str, str], key: str, payload: str, ttl_s: int) -> None:
         lru[key] = payload

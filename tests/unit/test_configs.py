@@ -64,3 +64,18 @@ def test_every_deployment_bounds_its_queue(name: str) -> None:
     config = yaml.safe_load((ROOT / name).read_text())
     for deployment in config["applications"][0]["deployments"]:
         assert deployment.get("max_queued_requests", -1) > 0, deployment["name"]
+
+
+@pytest.mark.parametrize("name", ["serve_config.yaml", "serve_config.local.yaml"])
+def test_replicas_log_json(name: str) -> None:
+    """Structured logs: Serve's logging_config, JSON, validated by Serve's own schema."""
+    config = ServeDeploySchema.parse_obj(yaml.safe_load((ROOT / name).read_text()))
+    logging_config = config.applications[0].logging_config
+    assert logging_config is not None and logging_config.encoding == "JSON"
+
+
+def test_every_node_exports_metrics_on_the_documented_port() -> None:
+    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    starts = [c for c in config["head_start_ray_commands"] + config["worker_start_ray_commands"] if "ray start" in c]
+    assert len(starts) == 2 and all("--metrics-export-port=8080" in c for c in starts)
+    assert "http://127.0.0.1:8080/metrics" in (ROOT / "README.md").read_text()

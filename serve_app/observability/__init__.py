@@ -1,0 +1,1 @@
+"""What the service tells its operators: metrics (declared once, Ray-free) and structured-log context."""

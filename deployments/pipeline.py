@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 from ray import serve
-from ray.serve.handle import DeploymentHandle
+from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
 from serve_app.domain.transcription import Transcription
 from serve_app.domain.translation import TranslationResult
@@ -21,6 +21,16 @@ from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import replica_settings
 
 STAGE_NAMES = ("transcriber", "translator", "synthesizer", "voice_cloner")
+
+
+async def awaited(response: DeploymentResponse) -> Any:
+    """The response's result; when the caller gives up (a stage deadline cancels this await), the
+    request is cancelled on the replica too, so a late call does not keep a model busy for nothing."""
+    try:
+        return await response
+    except asyncio.CancelledError:
+        response.cancel()
+        raise
 
 
 class HandleStages:
@@ -36,22 +46,22 @@ class HandleStages:
         self.handles = dict(zip(STAGE_NAMES, (transcriber, translator, synthesizer, cloner), strict=True))
 
     async def transcribe(self, pcm: bytes, language: str | None) -> Transcription:
-        return await self.handles["transcriber"].transcribe.remote(pcm, language)
+        return await awaited(self.handles["transcriber"].transcribe.remote(pcm, language))
 
     async def translate(self, text: str, source: str, target: str) -> TranslationResult:
-        return await self.handles["translator"].translate.remote(text, source, target)
+        return await awaited(self.handles["translator"].translate.remote(text, source, target))
 
     async def speaker_reference(self, pcm: bytes, sample_rate: int) -> bytes:
-        return await self.handles["voice_cloner"].speaker_reference.remote(pcm, sample_rate)
+        return await awaited(self.handles["voice_cloner"].speaker_reference.remote(pcm, sample_rate))
 
     async def synthesize(self, text: str, language: str) -> SpeechClip:
-        return await self.handles["synthesizer"].synthesize.remote(text, language)
+        return await awaited(self.handles["synthesizer"].synthesize.remote(text, language))
 
     async def convert(self, clip: SpeechClip, reference: bytes) -> ConvertedClip:
-        return await self.handles["voice_cloner"].convert.remote(clip, reference)
+        return await awaited(self.handles["voice_cloner"].convert.remote(clip, reference))
 
     async def detect_language(self, text: str) -> tuple[str, float]:
-        return await self.handles["translator"].detect_language.remote(text)
+        return await awaited(self.handles["translator"].detect_language.remote(text))
 
     async def describe(self, timeout_s: float = 5.0) -> dict[str, Any]:
         """Ask every stage about itself; a stage that does not answer in time is reported down."""
@@ -80,3 +90,8 @@ class PipelineDeployment(VoicePipeline):
         super().__init__(stages, replica_settings(settings_overrides))
         self.attach_stores()
         await self.start()
+
+    async def check_health(self) -> None:
+        """Serve replaces the replica when its loop or stages are broken; store outages only degrade
+        it (reported by `check`, never raised), since a restart would not bring a store back."""
+        self.check()

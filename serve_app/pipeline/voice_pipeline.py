@@ -38,8 +38,9 @@ class VoicePipeline(TextOps, SpeechOps, VoiceMessageOps, ProfileOps):
     """`cache` and `profiles` are optional so the logic runs (and is unit tested) without stores.
 
     Every stage call goes through `DeadlineStages` (its own deadline, `stage_timeout` on expiry),
-    whatever stages are given. A pipeline given a profile manager uses it at once; `from_settings` builds the configured stores
-    and `start` joins the profile store only once it has answered (degraded mode until then).
+    whatever stages are given. A pipeline given a profile manager uses it at once; `from_settings`
+    builds the configured stores and `start` joins the profile store only once it has answered
+    (degraded mode until then).
     """
 
     def __init__(

@@ -135,7 +135,7 @@ class GatewayRouter:
         self.routes: dict[str, Route[Any]] = self._table(pipeline, settings)
 
     def _table(self, pipeline: VoicePipeline, settings: Settings) -> dict[str, Route[Any]]:
-        text = ServingText(pipeline, settings, self.state)
+        text = self.text = ServingText(pipeline, settings, self.state)
         audio = ServingAudio(pipeline, settings)
         api = ServingVoiceApi(pipeline, settings, self.state, self.jobs)
         profiles = ServingProfiles(pipeline, settings)

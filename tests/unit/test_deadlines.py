@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ingress.gateway.server import build_gateway
 from serve_app.deadlines import StageDeadlines
 from serve_app.domain.voice import VoiceJob
 from serve_app.errors import StageTimeoutError
@@ -242,3 +243,43 @@ async def test_zmq_async_job_on_a_hung_transcriber_fails_with_its_deadline(
             assert (job.status, job.errorCode) == ("failed", code)
         finally:
             gateway.close()
+
+
+# ---- graceful shutdown of the ZMQ door ----
+
+async def test_zmq_shutdown_drains_answers_the_rest_and_frees_the_ports(tmp_path: Path) -> None:
+    """Stop pulling, let what finishes within the drain bound finish, answer what does not with an
+    error event (only its languages still owed), and leave the ports free for the next replica."""
+    fake = FakeStages(hang={"translate:de"})
+    async with running_gateway(tmp_path, stages=fake, translate_timeout_s=30.0, zmq_drain_timeout_s=1.0) as server:
+        gateway = await connected_client(server.settings.zmq_pull_port, server.settings.zmq_pub_port, timeout_s=10)
+        try:
+            slow, quick = new_id(), new_id()
+            for task, targets in ((slow, ["en", "de"]), (quick, ["es"])):
+                await gateway.send({"type": "translation", "taskId": task, "messageId": "m", "text": "Bonjour",
+                                    "sourceLanguage": "fr", "targetLanguages": targets, "modelType": "basic"})
+            for _ in range(100):
+                if len(server.tasks) == 2:
+                    break
+                await asyncio.sleep(0.02)
+            assert len(server.tasks) == 2
+            await server.shutdown(server.settings.zmq_drain_timeout_s)
+            slow_events = await collect(gateway, slow, 2.0)
+            quick_events = await collect(gateway, quick, 0.5)
+        finally:
+            gateway.close()
+        assert [(e.type, e["targetLanguage"]) for e in quick_events] == [("translation_completed", "es")]
+        assert sorted((e.type, e["targetLanguage"]) for e in slow_events) == [("translation_completed", "en"),
+                                                                              ("translation_error", "de")]
+        [error] = [e for e in slow_events if e.type == "translation_error"]
+        assert error["errorCode"] == "pipeline_unavailable"
+        assert fake.cancelled == ["translate:de"] and not server.tasks
+        # The next replica binds the same ports at once (no retry window needed).
+        pipeline = await started_pipeline(server.settings)
+        successor = build_gateway(pipeline, server.settings.model_copy(update={"zmq_bind_timeout_s": 0.1}))
+        try:
+            await successor.start()
+            successor.check()
+        finally:
+            successor.close()
+            await pipeline.close()

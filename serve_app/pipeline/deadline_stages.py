@@ -26,11 +26,14 @@ WHISPER_RATE = 16_000
 
 async def within(stage: str, timeout_s: float, call: Awaitable[T]) -> T:
     """`await call`, cancelled after `timeout_s` with `StageTimeoutError(stage)`."""
+    deadline = asyncio.timeout(timeout_s)
     try:
-        async with asyncio.timeout(timeout_s):
+        async with deadline:
             return await call
     except TimeoutError as exc:
-        raise StageTimeoutError(stage, timeout_s) from exc
+        if deadline.expired():  # not a TimeoutError the stage itself raised
+            raise StageTimeoutError(stage, timeout_s) from exc
+        raise
 
 
 class DeadlineStages:

@@ -8,10 +8,29 @@ a hung model still answers a short text within the gateway's 30 s retry.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from serve_app.settings import StageDeadlineSettings
+
+T = TypeVar("T")
 
 FLOAT32_BYTES = 4
 STAGES = ("transcribe", "translate", "detect_language", "speaker_reference", "synthesize", "convert")
+
+
+async def within_deadline(call: Awaitable[T], timeout_s: float, expired: Callable[[], Exception]) -> T:
+    """`await call`, cancelled after `timeout_s` and replaced by `expired()`; a TimeoutError the call
+    raised itself stays itself."""
+    deadline = asyncio.timeout(timeout_s)
+    try:
+        async with deadline:
+            return await call
+    except TimeoutError as exc:
+        if deadline.expired():
+            raise expired() from exc
+        raise
 
 
 def audio_seconds(pcm: bytes, sample_rate: int) -> float:
@@ -51,3 +70,12 @@ class StageDeadlines:
         first = max(self.transcribe(max_audio_seconds), self.speaker_reference(max_audio_seconds))
         per_language = self.translate(chars) + self.synthesize(chars) + self.convert(spoken_s)
         return first + per_language + self.s.deadline_overhead_s
+
+    def door_text_s(self, chars: int) -> float:
+        """How long a door waits on the Pipeline for one language of a text: the stage's deadline plus
+        the overhead, so the stage's own `stage_timeout` always comes first."""
+        return self.translate(chars) + self.s.deadline_overhead_s
+
+    def door_request_s(self, max_audio_seconds: float) -> float:
+        """How long a door waits on the Pipeline for any other request (a voice message at worst)."""
+        return self.worst_voice_message_s(max_audio_seconds) + self.s.deadline_overhead_s

@@ -172,6 +172,13 @@ class StageTimeoutError(DeadlineError):
         return StageTimeoutError, (self.stage, self.timeout_s)  # crosses Ray hops intact
 
 
+class RequestTimeoutError(DeadlineError):
+    """A door gave up waiting for the Pipeline (a hung or lost Pipeline replica): its own bound, above
+    every stage deadline, so it only fires when the Pipeline itself does not answer."""
+
+    code = "request_timeout"
+
+
 class JobTimeoutError(DeadlineError):
     """An async voice job ran past `voice_job_timeout_s` as a whole."""
 

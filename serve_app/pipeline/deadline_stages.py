@@ -8,11 +8,10 @@ pipeline's per-language handling turns it into that language's error, the others
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from serve_app.deadlines import StageDeadlines, audio_seconds
+from serve_app.deadlines import StageDeadlines, audio_seconds, within_deadline
 from serve_app.domain.transcription import Transcription
 from serve_app.domain.translation import TranslationResult
 from serve_app.domain.voice import ConvertedClip, SpeechClip
@@ -26,14 +25,7 @@ WHISPER_RATE = 16_000
 
 async def within(stage: str, timeout_s: float, call: Awaitable[T]) -> T:
     """`await call`, cancelled after `timeout_s` with `StageTimeoutError(stage)`."""
-    deadline = asyncio.timeout(timeout_s)
-    try:
-        async with deadline:
-            return await call
-    except TimeoutError as exc:
-        if deadline.expired():  # not a TimeoutError the stage itself raised
-            raise StageTimeoutError(stage, timeout_s) from exc
-        raise
+    return await within_deadline(call, timeout_s, lambda: StageTimeoutError(stage, timeout_s))
 
 
 class DeadlineStages:

@@ -31,8 +31,9 @@ pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDIO = sine_wav_bytes(1.0)
-# Short deadlines (the fakes answer in 0.2 s) so a hung stage is given up on within a second or two.
-QUICK = {f"{stage}_timeout_s": 1.0 for stage in ("transcribe", "translate", "detect_language",
+# Short deadlines (the fakes answer in 0.2 s, with room for a loaded 2-core machine) so a hung stage is
+# given up on within seconds.
+QUICK = {f"{stage}_timeout_s": 2.0 for stage in ("transcribe", "translate", "detect_language",
                                                  "speaker_reference", "synthesize", "convert")}
 
 
@@ -188,7 +189,7 @@ async def test_zmq_translation_hung_language_one_terminal_answer_each_slot_freed
                        "modelType": "basic", "timestamp": 1}
             for attempt in range(2):  # the same taskId is served again once its languages have answered
                 await gateway.send(message)
-                events = await collect(gateway, task, 3.0)
+                events = await collect(gateway, task, 5.0)
                 by_language = {(e.type, e["targetLanguage"]) for e in events}
                 assert len(events) == 2 and by_language == {("translation_completed", "en"),
                                                             ("translation_error", "de")}, (attempt, events)
@@ -251,7 +252,7 @@ async def test_zmq_shutdown_drains_answers_the_rest_and_frees_the_ports(tmp_path
     """Stop pulling, let what finishes within the drain bound finish, answer what does not with an
     error event (only its languages still owed), and leave the ports free for the next replica."""
     fake = FakeStages(hang={"translate:de"})
-    async with running_gateway(tmp_path, stages=fake, translate_timeout_s=30.0, zmq_drain_timeout_s=1.0) as server:
+    async with running_gateway(tmp_path, stages=fake, translate_timeout_s=30.0, zmq_drain_timeout_s=3.0) as server:
         gateway = await connected_client(server.settings.zmq_pull_port, server.settings.zmq_pub_port, timeout_s=10)
         try:
             slow, quick = new_id(), new_id()
@@ -264,7 +265,7 @@ async def test_zmq_shutdown_drains_answers_the_rest_and_frees_the_ports(tmp_path
                 await asyncio.sleep(0.02)
             assert len(server.tasks) == 2
             await server.shutdown(server.settings.zmq_drain_timeout_s)
-            slow_events = await collect(gateway, slow, 2.0)
+            slow_events = await collect(gateway, slow, 3.0)
             quick_events = await collect(gateway, quick, 0.5)
         finally:
             gateway.close()
@@ -283,3 +284,38 @@ async def test_zmq_shutdown_drains_answers_the_rest_and_frees_the_ports(tmp_path
         finally:
             successor.close()
             await pipeline.close()
+
+
+# ---- a hung Pipeline: the door's own bound ----
+
+async def test_zmq_door_answers_even_when_the_pipeline_itself_hangs(tmp_path: Path) -> None:
+    """Past every stage deadline the door gives up on the Pipeline (a stopped replica): a text language
+    gets `request_timeout`, a voice API request its error event, and the slots are freed."""
+    flat = {f"{stage}_timeout_per_{unit}_s": 0.0 for stage, unit in (
+        ("transcribe", "audio"), ("speaker_reference", "audio"), ("translate", "char"), ("synthesize", "char"),
+        ("convert", "audio"))}
+    async with running_gateway(tmp_path, **QUICK, **flat, deadline_overhead_s=0.5) as server:
+        pipeline = server.router.text.pipeline
+
+        async def hang(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.Event().wait()
+
+        pipeline.translate_text = hang  # type: ignore[method-assign]
+        pipeline.run_voice = hang  # type: ignore[method-assign]
+        gateway = await connected_client(server.settings.zmq_pull_port, server.settings.zmq_pub_port, timeout_s=10)
+        try:
+            text, voice = new_id(), new_id()
+            await gateway.send({"type": "translation", "taskId": text, "messageId": "m", "text": "Bonjour",
+                                "sourceLanguage": "fr", "targetLanguages": ["en"], "modelType": "basic"})
+            await gateway.send({"type": "voice_translate", "taskId": voice, "userId": "u1",
+                                "audioBase64": base64.b64encode(AUDIO).decode(), "targetLanguages": ["en"]})
+            text_events = await collect(gateway, text, 5.0)  # the door waits 2 s + 0.5 s
+            voice_events = await collect(gateway, voice, 12.0)  # 2 + 3 x 2 + 0.5 + 0.5 s
+        finally:
+            gateway.close()
+        assert [(e.type, e["errorCode"]) for e in text_events] == [("translation_error", "request_timeout")]
+        [voice_error] = voice_events
+        assert (voice_error.type, voice_error["errorCode"]) == ("voice_api_error", "INTERNAL_ERROR")
+        assert "pipeline" in voice_error["error"]
+        await settle(server)
+        assert server.stats()["inFlight"] == 0 and server.router.text.in_flight == {}

@@ -2,7 +2,8 @@
 
 It holds no model and no pipeline logic: it *is* a `VoicePipeline` whose stages are calls on the
 model deployments' handles (`HandleStages`), with the configured stores attached. Both ingresses
-call it through `ingress.pipeline_client`.
+call it through `ingress.pipeline_client`. Stage deadlines are `VoicePipeline`'s (Ray-free); this
+module only makes an expired await cancel the request on the model replica.
 """
 
 from __future__ import annotations

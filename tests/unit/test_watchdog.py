@@ -87,3 +87,31 @@ def test_errors_count_as_finished_calls() -> None:
     clock.now += 100
     dog.check()
     assert dog.in_flight() == 0 and dog.finished == 1
+
+
+async def test_a_model_deployments_health_check_fails_while_its_model_thread_is_wedged() -> None:
+    """The wiring in a real deployment class (no Ray): its calls run under the watchdog with their stage
+    deadline, and its check_health consults it."""
+    from deployments.synthesis.deployment import SynthesizerDeployment
+    from serve_app.deadlines import StageDeadlines
+    from serve_app.settings import TtsSettings
+
+    release = threading.Event()
+
+    class WedgedService:
+        def synthesize(self, text: str, language: str) -> str:
+            release.wait()
+            return "clip"
+
+    cls = SynthesizerDeployment.func_or_class
+    replica = cls.__new__(cls)
+    replica.service = WedgedService()
+    replica.deadlines = StageDeadlines(TtsSettings(synthesize_timeout_s=0.1, synthesize_timeout_per_char_s=0))
+    replica.watchdog = CallWatchdog(grace_s=0.1)
+    call = asyncio.create_task(replica.synthesize("hello", "en"))
+    await asyncio.sleep(0.5)
+    with pytest.raises(StalledError, match="synthesize"):
+        replica.check_health()
+    release.set()
+    assert await call == "clip"
+    replica.check_health()

@@ -2,7 +2,8 @@
 
 It holds no model and no pipeline logic: it *is* a `VoicePipeline` whose stages are calls on the
 model deployments' handles (`HandleStages`), with the configured stores attached. Both ingresses
-call it through `ingress.pipeline_client`.
+call it through `ingress.pipeline_client`. Stage deadlines are `VoicePipeline`'s (Ray-free); this
+module only makes an expired await cancel the request on the model replica.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from ray import serve
 from ray.serve import metrics as serve_metrics
-from ray.serve.handle import DeploymentHandle
+from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
 from serve_app.domain.transcription import TranscribeOptions, Transcription
 from serve_app.domain.translation import TranslationResult
@@ -23,6 +24,16 @@ from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import replica_settings
 
 STAGE_NAMES = ("transcriber", "translator", "synthesizer", "voice_cloner")
+
+
+async def awaited(response: DeploymentResponse) -> Any:
+    """The response's result; when the caller gives up (a stage deadline cancels this await), the
+    request is cancelled on the replica too, so a late call does not keep a model busy for nothing."""
+    try:
+        return await response
+    except asyncio.CancelledError:
+        response.cancel()
+        raise
 
 
 class HandleStages:
@@ -40,22 +51,22 @@ class HandleStages:
     async def transcribe(
         self, pcm: bytes, language: str | None, options: TranscribeOptions | None = None
     ) -> Transcription:
-        return await self.handles["transcriber"].transcribe.remote(pcm, language, options)
+        return await awaited(self.handles["transcriber"].transcribe.remote(pcm, language, options))
 
     async def translate(self, text: str, source: str, target: str) -> TranslationResult:
-        return await self.handles["translator"].translate.remote(text, source, target)
+        return await awaited(self.handles["translator"].translate.remote(text, source, target))
 
     async def speaker_reference(self, pcm: bytes, sample_rate: int) -> bytes:
-        return await self.handles["voice_cloner"].speaker_reference.remote(pcm, sample_rate)
+        return await awaited(self.handles["voice_cloner"].speaker_reference.remote(pcm, sample_rate))
 
     async def synthesize(self, text: str, language: str) -> SpeechClip:
-        return await self.handles["synthesizer"].synthesize.remote(text, language)
+        return await awaited(self.handles["synthesizer"].synthesize.remote(text, language))
 
     async def convert(self, clip: SpeechClip, reference: bytes) -> ConvertedClip:
-        return await self.handles["voice_cloner"].convert.remote(clip, reference)
+        return await awaited(self.handles["voice_cloner"].convert.remote(clip, reference))
 
     async def detect_language(self, text: str) -> tuple[str, float]:
-        return await self.handles["translator"].detect_language.remote(text)
+        return await awaited(self.handles["translator"].detect_language.remote(text))
 
     async def describe(self, timeout_s: float = 5.0) -> dict[str, Any]:
         """Ask every stage about itself; a stage that does not answer in time is reported down."""
@@ -86,3 +97,8 @@ class PipelineDeployment(VoicePipeline):
         super().__init__(stages, settings)
         self.attach_stores()
         await self.start()
+
+    async def check_health(self) -> None:
+        """Serve replaces the replica when its loop or stages are broken; store outages only degrade
+        it (reported by `check`, never raised), since a restart would not bring a store back."""
+        self.check()

@@ -140,6 +140,51 @@ class VoiceCloneError(ServiceError):
     code = "voice_clone_failed"
 
 
+class DeadlineError(ServiceError):
+    """Work that did not finish within its stated deadline (HTTP 504): the caller gets this instead of
+    waiting on a hung or dead replica; `code` says which deadline."""
+
+    code = "timeout"
+    status = 504
+
+
+class StageTimeoutError(DeadlineError):
+    """One stage call (transcribe, translate, ...) ran past its deadline; the call was cancelled.
+
+    `stage` names it; `family_code` is the stage's own failure code, for wire formats whose
+    errorCode list is closed (audio_process) and cannot carry `stage_timeout`.
+    """
+
+    code = "stage_timeout"
+    FAMILY = {
+        "transcribe": "transcription_failed", "translate": "translation_failed",
+        "detect_language": "translation_failed", "synthesize": "tts_failed",
+        "speaker_reference": "voice_clone_failed", "convert": "voice_clone_failed",
+    }
+
+    def __init__(self, stage: str, timeout_s: float) -> None:
+        super().__init__(f"stage {stage} timed out after {timeout_s:.1f} s")
+        self.stage = stage
+        self.timeout_s = timeout_s
+        self.family_code = self.FAMILY.get(stage, "processing_failed")
+
+    def __reduce__(self) -> tuple[type[StageTimeoutError], tuple[str, float]]:
+        return StageTimeoutError, (self.stage, self.timeout_s)  # crosses Ray hops intact
+
+
+class RequestTimeoutError(DeadlineError):
+    """A door gave up waiting for the Pipeline (a hung or lost Pipeline replica): its own bound, above
+    every stage deadline, so it only fires when the Pipeline itself does not answer."""
+
+    code = "request_timeout"
+
+
+class JobTimeoutError(DeadlineError):
+    """An async voice job ran past `voice_job_timeout_s` as a whole."""
+
+    code = "job_timeout"
+
+
 class NotFoundError(ServiceError):
     """A job, profile or other record the request names does not exist."""
 

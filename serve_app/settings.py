@@ -42,8 +42,43 @@ def _comma_separated(value: Any) -> Any:
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_separated)]
 
 
-class RuntimeSettings(BaseSettings):
-    """What every model deployment needs: where weights are cached, which device."""
+class StageDeadlineSettings(BaseSettings):
+    """How long the Pipeline waits on each stage call before it cancels it and answers `stage_timeout`
+    (base + a per-unit allowance where the work grows with the input); the model deployments read the
+    same figures, so their watchdog calls a call stalled exactly when the Pipeline has given up on it.
+    Defaults fit the 2-core CPU graph with room (README "Deadlines")."""
+
+    model_config = _CONFIG
+
+    transcribe_timeout_s: float = Field(default=20.0, gt=0, description="Transcribe: base seconds.")
+    transcribe_timeout_per_audio_s: float = Field(default=1.0, ge=0, description="... plus this per audio second.")
+    speaker_reference_timeout_s: float = Field(default=15.0, gt=0, description="Speaker embedding: base seconds.")
+    speaker_reference_timeout_per_audio_s: float = Field(default=0.5, ge=0, description="... per audio second.")
+    translate_timeout_s: float = Field(
+        default=20.0, gt=0, description="Translate (one language): base seconds; under the gateway's 30 s retry."
+    )
+    translate_timeout_per_char_s: float = Field(default=0.005, ge=0, description="... plus this per character.")
+    detect_language_timeout_s: float = Field(default=10.0, gt=0, description="Language detection, seconds.")
+    synthesize_timeout_s: float = Field(default=30.0, gt=0, description="Synthesize (one language): base seconds.")
+    synthesize_timeout_per_char_s: float = Field(default=0.1, ge=0, description="... plus this per character.")
+    convert_timeout_s: float = Field(default=20.0, gt=0, description="Voice conversion: base seconds.")
+    convert_timeout_per_audio_s: float = Field(default=0.5, ge=0, description="... plus this per clip second.")
+    deadline_speech_chars_per_s: float = Field(
+        default=20.0, gt=0, description="Transcript characters per audio second assumed for a voice message's "
+        "worst-case deadline (fast speech); translations are assumed to speak at most twice as long."
+    )
+    deadline_overhead_s: float = Field(
+        default=10.0, ge=0, description="Decode, encode and hops, added to a voice message's worst case."
+    )
+    watchdog_grace_s: float = Field(
+        default=10.0, ge=0, description="A model call counts as stalled this long after its own deadline, "
+        "if no other call finished meanwhile (the replica's check_health then fails)."
+    )
+
+
+class RuntimeSettings(StageDeadlineSettings):
+    """What every model deployment needs: where weights are cached, which device, and the stage
+    deadlines its watchdog measures calls against."""
 
     model_config = _CONFIG
 
@@ -159,6 +194,14 @@ class GatewaySettings(BaseSettings):
     job_store_dir: Path | None = Field(
         default=None, description="File job store folder when neither REDIS_URL nor MONGODB_URL is set "
         "(default cache_dir/voice_jobs).",
+    )
+    voice_job_timeout_s: float = Field(
+        default=600.0, gt=0, description="An async voice job as a whole (webhook excluded); past it the job "
+        "fails with errorCode job_timeout."
+    )
+    zmq_drain_timeout_s: float = Field(
+        default=20.0, ge=0, description="On shutdown, in-flight ZMQ requests get this long to finish; the "
+        "rest are answered with an error event. Keep under graceful_shutdown_timeout_s."
     )
     zmq_allowed_peers: CommaList = Field(
         default_factory=list,

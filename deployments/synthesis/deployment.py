@@ -9,8 +9,10 @@ from ray import serve
 
 from deployments.synthesis.service import SynthesisService
 from deployments.synthesis.synthesizer import Synthesizer
+from serve_app.deadlines import StageDeadlines
 from serve_app.domain.voice import SpeechClip
 from serve_app.settings import TtsSettings, replica_settings, resolve_device
+from serve_app.watchdog import CallWatchdog
 
 
 @serve.deployment(name="Synthesizer")
@@ -25,9 +27,15 @@ class SynthesizerDeployment:
             warmup=True,
         )
         self.service = SynthesisService(synthesizer)
+        self.deadlines = StageDeadlines(settings)
+        self.watchdog = CallWatchdog(settings.watchdog_grace_s)
 
     async def synthesize(self, text: str, language: str) -> SpeechClip:
-        return await asyncio.to_thread(self.service.synthesize, text, language)
+        limit = self.deadlines.synthesize(len(text))
+        return await asyncio.to_thread(self.watchdog.run, "synthesize", limit, self.service.synthesize, text, language)
 
     async def describe(self) -> dict[str, Any]:
         return self.service.describe()
+
+    def check_health(self) -> None:
+        self.watchdog.check()  # a wedged model thread fails health: Serve replaces the replica

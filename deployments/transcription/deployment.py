@@ -9,8 +9,12 @@ from ray import serve
 
 from deployments.transcription.transcriber import Transcriber
 from serve_app.audio import pcm_from_bytes
+from serve_app.deadlines import StageDeadlines, audio_seconds
 from serve_app.domain.transcription import TranscribeOptions, Transcription
 from serve_app.settings import WhisperSettings, replica_settings, resolve_device
+from serve_app.watchdog import CallWatchdog
+
+WHISPER_RATE = 16_000
 
 
 @serve.deployment(name="Transcriber")
@@ -26,11 +30,15 @@ class TranscriberDeployment:
             vad=settings.whisper_vad,
             cpu_threads=settings.whisper_cpu_threads,
         )
+        self.deadlines = StageDeadlines(settings)
+        self.watchdog = CallWatchdog(settings.watchdog_grace_s)
 
     async def transcribe(
         self, pcm: bytes, language: str | None = None, options: TranscribeOptions | None = None
     ) -> Transcription:
-        return await asyncio.to_thread(self.transcriber.transcribe, pcm_from_bytes(pcm), language, options)
+        limit = self.deadlines.transcribe(audio_seconds(pcm, WHISPER_RATE))
+        return await asyncio.to_thread(self.watchdog.run, "transcribe", limit, self.transcriber.transcribe,
+                                       pcm_from_bytes(pcm), language, options)
 
     async def describe(self) -> dict[str, Any]:
         return {"model": self.transcriber.model_name, "multilingual": self.transcriber.multilingual}
@@ -38,3 +46,4 @@ class TranscriberDeployment:
     def check_health(self) -> None:
         if self.transcriber.model is None:  # pragma: no cover - constructor guarantees it
             raise RuntimeError("Whisper model not loaded")
+        self.watchdog.check()  # a wedged model thread fails health: Serve replaces the replica

@@ -13,9 +13,11 @@ from ray import serve
 
 from deployments.translation.service import TranslationService
 from deployments.translation.translator import Translator
+from serve_app.deadlines import StageDeadlines
 from serve_app.domain.translation import TranslationResult
 from serve_app.errors import ServiceError
 from serve_app.settings import TranslatorSettings, replica_settings, resolve_device
+from serve_app.watchdog import CallWatchdog
 
 TranslationItem = tuple[str, str, str]
 
@@ -33,12 +35,15 @@ class TranslatorDeployment:
             **settings.translator_options,
         )
         self.service = TranslationService(translator)
+        self.deadlines = StageDeadlines(settings)
+        self.watchdog = CallWatchdog(settings.watchdog_grace_s)
         self._batched.set_max_batch_size(settings.translator_max_batch_size)
         self._batched.set_batch_wait_timeout_s(settings.translator_batch_wait_s)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def _batched(self, items: list[TranslationItem]) -> list[TranslationResult | ServiceError]:
-        return await asyncio.to_thread(self.service.translate_batch, list(items))
+        limit = max(self.deadlines.translate(len(text)) for text, _, _ in items)
+        return await asyncio.to_thread(self.watchdog.run, "translate", limit, self.service.translate_batch, list(items))
 
     async def translate(self, text: str, source: str, target: str) -> TranslationResult:
         out = await self._batched((text, source, target))
@@ -47,7 +52,11 @@ class TranslatorDeployment:
         return out
 
     async def detect_language(self, text: str) -> tuple[str, float]:
-        return await asyncio.to_thread(self.service.detect_language, text)
+        limit = self.deadlines.detect_language(len(text))
+        return await asyncio.to_thread(self.watchdog.run, "detect_language", limit, self.service.detect_language, text)
 
     async def describe(self) -> dict[str, Any]:
         return self.service.describe()
+
+    def check_health(self) -> None:
+        self.watchdog.check()  # a wedged model thread fails health: Serve replaces the replica

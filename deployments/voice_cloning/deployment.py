@@ -9,8 +9,10 @@ from ray import serve
 
 from deployments.voice_cloning.service import CloningService
 from deployments.voice_cloning.voice_cloner import VoiceCloner
+from serve_app.deadlines import StageDeadlines, audio_seconds
 from serve_app.domain.voice import ConvertedClip, SpeechClip
 from serve_app.settings import VoiceCloneSettings, replica_settings, resolve_device
+from serve_app.watchdog import CallWatchdog
 
 
 @serve.deployment(name="VoiceCloner")
@@ -21,12 +23,20 @@ class VoiceClonerDeployment:
             settings.voice_clone_backend, cache_dir=settings.cache_dir, device=resolve_device(settings.device)
         )
         self.service = CloningService(cloner)
+        self.deadlines = StageDeadlines(settings)
+        self.watchdog = CallWatchdog(settings.watchdog_grace_s)
 
     async def speaker_reference(self, pcm: bytes, sample_rate: int) -> bytes:
-        return await asyncio.to_thread(self.service.reference, pcm, sample_rate)
+        limit = self.deadlines.speaker_reference(audio_seconds(pcm, sample_rate))
+        return await asyncio.to_thread(self.watchdog.run, "speaker_reference", limit, self.service.reference, pcm,
+                                       sample_rate)
 
     async def convert(self, clip: SpeechClip, reference: bytes) -> ConvertedClip:
-        return await asyncio.to_thread(self.service.convert, clip, reference)
+        limit = self.deadlines.convert(audio_seconds(clip.pcm, clip.sample_rate))
+        return await asyncio.to_thread(self.watchdog.run, "convert", limit, self.service.convert, clip, reference)
 
     async def describe(self) -> dict[str, Any]:
         return self.service.describe()
+
+    def check_health(self) -> None:
+        self.watchdog.check()  # a wedged model thread fails health: Serve replaces the replica

@@ -2,7 +2,7 @@
 
 One replica, pinned (config: `num_replicas: 1`, `max_replicas_per_node: 1`, head-node resource),
 so the ports never collide. `check_health` fails if the receive loop has died, so Serve replaces
-the replica instead of leaving a door that no longer answers.
+the replica instead of leaving a door that no longer answers. On shutdown it drains (`__del__`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ class ZmqIngress:
     async def stats(self) -> dict[str, Any]:
         return self.server.stats()
 
-    def __del__(self) -> None:
+    async def __del__(self) -> None:
+        """Serve's graceful shutdown (config `graceful_shutdown_timeout_s`, above `zmq_drain_timeout_s`):
+        stop pulling, free the ports for the next replica, drain what is in flight, answer the rest."""
         server = getattr(self, "server", None)
         if server is not None:
-            server.close()
+            await server.shutdown(server.settings.zmq_drain_timeout_s)

@@ -29,7 +29,14 @@ from ingress.gateway.protocol.events import (
     VoiceProfileErrorEvent,
 )
 from ingress.gateway.protocol.requests import ID_CHARS, MAX_ID_CHARS
-from serve_app.errors import BusyError, InvalidRequestError, NotFoundError, RateLimitedError, ServiceError
+from serve_app.errors import (
+    BusyError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitedError,
+    ServiceError,
+    StageTimeoutError,
+)
 
 ErrorEvents = Callable[[dict[str, Any], ServiceError], list[GatewayEvent]]
 
@@ -64,6 +71,8 @@ def audio_error_code(err: ServiceError) -> str:
     """audio_process has a closed list of codes (PROTOCOL.md); anything else is processing_failed."""
     if isinstance(err, InvalidRequestError):
         return "invalid_request"
+    if isinstance(err, StageTimeoutError):  # the list has no stage_timeout: the stage's own code, the
+        return err.family_code  # message names the stage and the deadline
     return err.code if err.code in AUDIO_ERROR_CODES else "processing_failed"
 
 

@@ -70,7 +70,14 @@ from ingress.gateway.serving_jobs import ServingJobs
 from ingress.gateway.serving_profiles import ServingProfiles
 from ingress.gateway.serving_text import ServingText
 from ingress.gateway.serving_voice_api import ServingVoiceApi
-from serve_app.errors import InvalidRequestError, RateLimitedError, ServiceError, as_service_error
+from serve_app.deadlines import StageDeadlines, within_deadline
+from serve_app.errors import (
+    InvalidRequestError,
+    RateLimitedError,
+    RequestTimeoutError,
+    ServiceError,
+    as_service_error,
+)
 from serve_app.observability.logs import bind_gateway_request
 from serve_app.observability.metrics import ZMQ_RECEIVED, ZMQ_REJECTED
 from serve_app.pipeline.voice_pipeline import VoicePipeline
@@ -126,6 +133,11 @@ def profile_family(
     return Route(model, handler, errors=voice_profile_errors, reply=profile_result)
 
 
+# Bounded elsewhere: a text translation per language (ServingText), pings by their own 2 s, and the
+# async job's ack returns at once (the job has voice_job_timeout_s).
+UNBOUNDED_KINDS = frozenset({"translation", "ping", "voice_translate_async"})
+
+
 class GatewayRouter:
     def __init__(self, pipeline: VoicePipeline, settings: Settings) -> None:
         self.state = GatewayState(history=VoiceHistory(settings.max_jobs))
@@ -136,9 +148,12 @@ class GatewayRouter:
         self.limits = {"max_target_languages": settings.max_target_languages,
                        "max_preview_languages": settings.max_preview_languages}
         self.routes: dict[str, Route[Any]] = self._table(pipeline, settings)
+        # A hung Pipeline must not hold a request slot for ever: past every stage deadline the door gives
+        # up itself. Text translations are bounded per language (ServingText), async jobs by their own.
+        self.request_limit_s = StageDeadlines(settings).door_request_s(settings.max_audio_seconds)
 
     def _table(self, pipeline: VoicePipeline, settings: Settings) -> dict[str, Route[Any]]:
-        text = ServingText(pipeline, settings, self.state)
+        text = self.text = ServingText(pipeline, settings, self.state)
         audio = ServingAudio(pipeline, settings)
         api = ServingVoiceApi(pipeline, settings, self.state, self.jobs)
         profiles = ServingProfiles(pipeline, settings)
@@ -204,7 +219,7 @@ class GatewayRouter:
             if route is None:
                 ZMQ_REJECTED.inc(reason="unknown_type")
                 raise InvalidRequestError(f"unknown message type {request_kind(raw)!r}", code="unknown_type")
-            await self._serve(kind, route, raw, Call(frames, publish))
+            await self._bounded(kind, route, raw, Call(frames, publish))
             if kind != "ping":
                 log.info("gateway request %s served in %d ms", kind, elapsed_ms(started))
         except asyncio.CancelledError:
@@ -222,6 +237,14 @@ class GatewayRouter:
             self.rate_limited += 1
             ZMQ_REJECTED.inc(reason="rate_limited")
             raise
+
+    async def _bounded(self, kind: str, route: Route[Any], raw: dict[str, Any], call: Call) -> None:
+        if kind in UNBOUNDED_KINDS:
+            await self._serve(kind, route, raw, call)
+            return
+        limit_s = self.request_limit_s
+        await within_deadline(self._serve(kind, route, raw, call), limit_s,
+                              lambda: RequestTimeoutError(f"no answer from the pipeline within {limit_s:.0f} s"))
 
     async def _serve(self, kind: str, route: Route[Any], raw: dict[str, Any], call: Call) -> None:
         if route.task_id_prefix and raw.get("taskId") in (None, ""):  # absent; a malformed one fails validation

@@ -9,7 +9,8 @@ request over the budget is answered at once with its type's error event (`errorC
 RATE_LIMITED), never with silence. Malformed input (bad JSON, random bytes, frames out of range,
 oversize or too deeply nested payloads) is answered where the request can be identified and
 logged; the loop keeps going. `check` fails if the loop task has died, so the deployment's health
-check can have Serve replace the replica.
+check can have Serve replace the replica. `shutdown` is the graceful end: stop pulling, free the PULL
+port at once, give the requests in flight a bounded time, answer the rest with an error event, close.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ingress.gateway.frame0 import base64_allowance, parse_frame0, refused_unrea
 from ingress.gateway.protocol.events import GatewayEvent, GenericError
 from ingress.gateway.router import GatewayRouter
 from ingress.gateway.zap import DoorSecurity, PeerAuthenticator
-from serve_app.errors import BusyError, InvalidRequestError
+from serve_app.errors import BusyError, InvalidRequestError, StageUnavailableError
 from serve_app.observability.metrics import IN_FLIGHT, ZMQ_PUBLISHED, ZMQ_REJECTED
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
@@ -65,6 +66,7 @@ class GatewayServer:
         self.pub: zmq.asyncio.Socket | None = None
         self.loop_task: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self.requests: dict[asyncio.Task[None], dict[str, Any]] = {}  # each request task's frame 0, to answer it
         self.side_tasks: set[asyncio.Task[None]] = set()  # busy and malformed-input answers: not counted
         self.pings: set[asyncio.Task[None]] = set()
         self.malformed = 0
@@ -84,7 +86,7 @@ class GatewayServer:
         self.pull.setsockopt(zmq.LINGER, 0)
         self.pub = self.context.socket(zmq.PUB)
         self.pub.setsockopt(zmq.SNDHWM, s.zmq_high_water_mark)
-        self.pub.setsockopt(zmq.LINGER, 1000)
+        self.pub.setsockopt(zmq.LINGER, 1000)  # the last error events of a shutdown still go out
         for sock in (self.pull, self.pub):
             self.security.secure(sock)
             sock.setsockopt(zmq.IPV6, int(":" in s.zmq_host))
@@ -180,11 +182,13 @@ class GatewayServer:
             return
         task = asyncio.create_task(self.router.handle(raw, frames, self.publish, principal))
         self.tasks.add(task)
+        self.requests[task] = raw
         IN_FLIGHT.set(len(self.tasks), door="zmq")
-        task.add_done_callback(self._task_done)
+        task.add_done_callback(self._forget)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
+    def _forget(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
+        self.requests.pop(task, None)
         IN_FLIGHT.set(len(self.tasks), door="zmq")
 
     def _malformed_events(self, frame0: bytes, exc: InvalidRequestError) -> list[GatewayEvent]:
@@ -213,6 +217,45 @@ class GatewayServer:
             "pullPort": self.settings.zmq_pull_port,
             "pubPort": self.settings.zmq_pub_port,
         }
+
+    async def shutdown(self, drain_s: float) -> None:
+        """Stop pulling and release the PULL port (linger 0) so a new replica can bind it; let the
+        requests and async jobs in flight finish for up to `drain_s`; answer every request still
+        running with its type's error event (a job still running is left to the next replica, which
+        reports it interrupted); then close everything."""
+        if self.loop_task is not None:
+            self.loop_task.cancel()
+            await asyncio.gather(self.loop_task, return_exceptions=True)
+        if self.pull is not None:
+            self.pull.close(linger=0)
+        jobs = set(self.router.jobs.tasks.values())
+        running = self.tasks | jobs
+        if running:
+            log.info("ZMQ ingress shutting down: draining %d requests and jobs for up to %.0f s", len(running), drain_s)
+            await asyncio.wait(running, timeout=drain_s)
+        late = {task: self._unanswered(raw) for task, raw in self.requests.items() if not task.done()}
+        # A job still running is stopped unmarked: its lease runs out and the next replica reports it
+        # (voice_translation_failed, job_interrupted, webhook) from the job store.
+        self.router.jobs.stopping = True
+        for task in (*late, *(j for j in jobs if not j.done())):
+            task.cancel()
+        await asyncio.gather(*late, *jobs, return_exceptions=True)
+        err = StageUnavailableError("the translator is restarting and could not finish this request; send it again")
+        for raw in late.values():
+            await self._publish_all(self.router.error_events(raw, err))
+        if late:
+            log.warning("ZMQ ingress shutdown: %d requests did not finish in %.0f s and were answered with an "
+                        "error", len(late), drain_s)
+        if self.pub is not None:
+            self.pub.close(linger=1000)  # closing the context below waits (bounded) for these last events
+        self.close()
+
+    def _unanswered(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """What is still owed for a request: a text translation only for its languages still running."""
+        pending = self.router.text.in_flight.get(raw.get("taskId")) if isinstance(raw.get("taskId"), str) else None
+        if (raw.get("type") or "translation") == "translation" and pending:
+            return {**raw, "targetLanguages": sorted(pending)}
+        return raw
 
     def close(self) -> None:
         if self.loop_task is not None:

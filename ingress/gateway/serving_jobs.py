@@ -31,8 +31,8 @@ from ingress.gateway.protocol.requests import VoiceHistoryRequest, VoiceJobReque
 from ingress.gateway.protocol.results import VoiceHistoryPage, VoiceJobAccepted, VoiceJobCancelResult
 from ingress.gateway.rendering import history_entry, translation_job, voice_translation_result
 from ingress.gateway.voice_inputs import voice_job
-from serve_app.domain.voice import VoiceJob
-from serve_app.errors import BusyError, ServiceError, as_service_error
+from serve_app.domain.voice import VoiceJob, VoiceResult
+from serve_app.errors import BusyError, DeadlineError, JobTimeoutError, ServiceError, as_service_error
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
 
@@ -154,36 +154,47 @@ class ServingJobs:
         n = len(job_input.target_languages)
         done = 0
         await progress(5, "transcribing")
+        limit = self.settings.voice_job_timeout_s
         try:
-            async for event in self.pipeline.process_voice(job_input):
-                if event.kind == "transcription":
-                    await progress(30, "translating")
-                elif event.kind in ("language", "language_failed"):
-                    done += 1
-                    lang = (event.language or event.failure).target_language  # type: ignore[union-attr]
-                    await progress(30 + int(65 * done / n), f"language {lang} done")
-                elif event.kind == "completed" and event.result is not None:
-                    translation = voice_translation_result(event.result, req.userId)
-                    entry = history_entry(translation, job_input.target_languages, req.type, job.jobId)
-                    self.voice_history.record(entry)
-                    result = translation.to_wire()
-                    if not await self.jobs.finish(job, result):
-                        raise JobLost
-                    final = VoiceJobFinished(type="voice_translation_completed", taskId=req.taskId, jobId=job.jobId,
-                                             status="completed", userId=req.userId, result=result)
-                    await call.publish(final, ())
-                    return final
+            try:
+                async with asyncio.timeout(limit):
+                    async for event in self.pipeline.process_voice(job_input):
+                        if event.kind == "transcription":
+                            await progress(30, "translating")
+                        elif event.kind in ("language", "language_failed"):
+                            done += 1
+                            lang = (event.language or event.failure).target_language  # type: ignore[union-attr]
+                            await progress(30 + int(65 * done / n), f"language {lang} done")
+                        elif event.kind == "completed" and event.result is not None:
+                            return await self._completed(req, job, job_input, event.result, call)
+            except TimeoutError as exc:
+                raise JobTimeoutError(f"the voice job did not finish within {limit:.0f} s") from exc
             raise ServiceError("the pipeline ended without a result")
         except (asyncio.CancelledError, JobLost):
             raise
         except Exception as exc:  # noqa: BLE001 - the job fails with its reason, the loop goes on
             err = as_service_error(exc)
+            # A deadline keeps its own code (stage_timeout / job_timeout): the caller can tell a
+            # hung stage from a broken request.
+            code = err.code if isinstance(err, DeadlineError) else voice_api_error_code(err)
             self.voice_history.record_failure()
             if not await self.jobs.update(job, status="failed", currentStep="failed", error=err.message,
-                                          errorCode=voice_api_error_code(err)):
+                                          errorCode=code):
                 raise JobLost from exc
             final = VoiceJobFinished(type="voice_translation_failed", taskId=req.taskId, jobId=job.jobId,
-                                     status="failed", userId=req.userId, error=err.message,
-                                     errorCode=voice_api_error_code(err))
+                                     status="failed", userId=req.userId, error=err.message, errorCode=code)
             await call.publish(final, ())
             return final
+
+    async def _completed(self, req: VoiceTranslateAsyncRequest, job: VoiceJobRecord, job_input: VoiceJob,
+                         voice: VoiceResult, call: Call) -> VoiceJobFinished:
+        translation = voice_translation_result(voice, req.userId)
+        entry = history_entry(translation, job_input.target_languages, req.type, job.jobId)
+        self.voice_history.record(entry)
+        result = translation.to_wire()
+        if not await self.jobs.finish(job, result):
+            raise JobLost
+        final = VoiceJobFinished(type="voice_translation_completed", taskId=req.taskId, jobId=job.jobId,
+                                 status="completed", userId=req.userId, result=result)
+        await call.publish(final, ())
+        return final

@@ -23,8 +23,9 @@ from ingress.gateway.protocol.events import (
     TranslationSkipped,
 )
 from ingress.gateway.protocol.requests import StoryTextObjectRequest, TranslationRequest
+from serve_app.deadlines import StageDeadlines, within_deadline
 from serve_app.domain.translation import TextTranslation
-from serve_app.errors import InvalidRequestError, TextTooLongError, as_service_error
+from serve_app.errors import InvalidRequestError, RequestTimeoutError, TextTooLongError, as_service_error
 from serve_app.observability.metrics import LANGUAGE_FAILURES, language_tag
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
@@ -38,6 +39,7 @@ class ServingText:
         self.settings = settings
         self.state = state
         self.in_flight: dict[str, set[str]] = {}  # taskId -> languages still running
+        self.deadlines = StageDeadlines(settings)  # the door's own bound, past the stage's deadline
 
     async def translation(self, req: TranslationRequest, call: Call) -> None:
         if len(req.text) > self.settings.max_text_chars:
@@ -66,8 +68,11 @@ class ServingText:
 
     async def _translate_and_publish(self, req: TranslationRequest, language: str, call: Call) -> None:
         started = time.perf_counter()
+        limit_s = self.deadlines.door_text_s(len(req.text))
         try:
-            [out] = await self.pipeline.translate_text(req.text, req.sourceLanguage, [language])
+            [out] = await within_deadline(
+                self.pipeline.translate_text(req.text, req.sourceLanguage, [language]), limit_s,
+                lambda: RequestTimeoutError(f"no answer from the pipeline within {limit_s:.0f} s"))
         except Exception as exc:  # noqa: BLE001 - reported for this language at once
             err = as_service_error(exc, "translation_failed")  # refused before the Pipeline counted it
             LANGUAGE_FAILURES.inc(flow="text", language=language_tag(language), error_code=err.code)

@@ -19,7 +19,7 @@ from ingress.http.protocol import (
 )
 from serve_app.domain.translation import TextTranslation
 from serve_app.domain.voice import LanguageAudio, PipelineEvent, VoiceResult
-from serve_app.errors import AuthenticationError, RateLimitedError, ServiceError
+from serve_app.errors import AuthenticationError, RateLimitedError, ServiceError, StageTimeoutError
 
 # ---- OpenAI's error body, `{"error": {"message", "type", "param", "code"}}`, on the /v1 routes only ----
 # The SDKs pick their exception class from the status (401 -> AuthenticationError, 429 -> RateLimitError)
@@ -95,10 +95,16 @@ def voice_response(result: VoiceResult) -> VoiceTranslateResponse:
     )
 
 
+def translate_status(out: TextTranslation) -> int:
+    """400 for what the caller asked wrong, 504 for a stage past its deadline, 500 otherwise."""
+    if out.error_code in ("unsupported_language", "invalid_request"):
+        return 400
+    return StageTimeoutError.status if out.error_code == StageTimeoutError.code else 500
+
+
 def translate_response(body: TranslateBody, out: TextTranslation) -> TranslateResponse:
     if out.error:
-        raise ServiceError(out.error, code=out.error_code or "translation_failed",
-                           status=400 if out.error_code in ("unsupported_language", "invalid_request") else 500)
+        raise ServiceError(out.error, code=out.error_code or "translation_failed", status=translate_status(out))
     return TranslateResponse(
         original_text=body.text,
         translated_text=out.translated_text,

@@ -1,7 +1,8 @@
 """The four model stages as the pipeline sees them: an async interface.
 
 `deployments.pipeline.HandleStages` implements it over Ray Serve deployment handles; unit tests
-implement it with fakes. The pipeline logic is written once, against this protocol.
+implement it with fakes. The pipeline logic is written once, against this protocol, and every call
+goes through `deadline_stages.DeadlineStages` (each stage under its own deadline) whichever it is.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any
 
 from serve_app.errors import as_service_error
 from serve_app.pipeline.audio_api import AudioApiOps
+from serve_app.pipeline.deadline_stages import DeadlineStages
 from serve_app.pipeline.latency import StageLatency
 from serve_app.pipeline.profiles import ProfileOps
 from serve_app.pipeline.speech import SpeechOps
@@ -37,8 +38,10 @@ READINESS_TTL_S = 10.0
 class VoicePipeline(TextOps, SpeechOps, VoiceMessageOps, ProfileOps, AudioApiOps):
     """`cache` and `profiles` are optional so the logic runs (and is unit tested) without stores.
 
-    A pipeline given a profile manager uses it at once; `from_settings` builds the configured stores
-    and `start` joins the profile store only once it has answered (degraded mode until then).
+    Every stage call goes through `DeadlineStages` (its own deadline, `stage_timeout` on expiry),
+    whatever stages are given. A pipeline given a profile manager uses it at once; `from_settings`
+    builds the configured stores and `start` joins the profile store only once it has answered
+    (degraded mode until then).
     """
 
     def __init__(
@@ -48,7 +51,7 @@ class VoicePipeline(TextOps, SpeechOps, VoiceMessageOps, ProfileOps, AudioApiOps
         cache: TranslationCache | None = None,
         profiles: VoiceProfileManager | None = None,
     ) -> None:
-        self.stages = stages
+        self.stages: Stages = DeadlineStages(stages, settings)
         self.settings = settings
         self.cache = cache
         self.profiles = profiles
@@ -106,6 +109,23 @@ class VoicePipeline(TextOps, SpeechOps, VoiceMessageOps, ProfileOps, AudioApiOps
             await self._start_store()
         if self.profiles is not None:
             await self.profiles.run_recalibration_loop(self.settings.voice_profile_recalibration_interval_s)
+
+    def check(self) -> dict[str, Any]:
+        """What the deployment's health check asks: raises when this pipeline cannot serve (a background
+        task died with an error, the stages are gone). A dead Redis or MongoDB does *not* fail it: the
+        pipeline serves degraded by design, and a restart would not bring the store back; their
+        breakers are reported instead."""
+        if getattr(self.stages, "inner", None) is None:
+            raise RuntimeError("pipeline has no stages")
+        for task in self._background:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise RuntimeError(f"pipeline background task died: {task.exception()!r}")
+        asyncio.get_running_loop()  # raises when called outside a running loop
+        return {
+            "profile_store_ready": self.store_ready,
+            "profile_breaker": self.profile_breaker.state,
+            "cache": self.cache.stats().model_dump() if self.cache is not None else None,
+        }
 
     async def health(self) -> dict[str, Any]:
         components = await self.stages.describe()

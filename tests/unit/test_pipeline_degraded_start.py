@@ -4,6 +4,7 @@ The real `motor` driver is pointed at a closed port; nothing is mocked."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from pathlib import Path
@@ -40,3 +41,27 @@ async def test_unreachable_mongodb_at_start_degrades_instead_of_failing(tmp_path
     finally:
         for task in pipeline._background:
             task.cancel()
+
+
+async def test_health_check_passes_with_a_dead_store_and_fails_when_the_pipeline_breaks(tmp_path: Path) -> None:
+    """Degraded is by design: a restart would not bring MongoDB back, so Serve must not replace the
+    replica for it; a dead background task (the replica itself broken) does fail the check."""
+    cls = PipelineDeployment.func_or_class
+    pipeline = cls.__new__(cls)
+    overrides = {"MONGODB_URL": f"mongodb://127.0.0.1:{closed_port()}", "mongodb_timeout_ms": 300,
+                 "cache_dir": str(tmp_path)}
+    await pipeline.__init__(None, None, None, None, overrides)
+    try:
+        await pipeline.check_health()
+        assert pipeline.check()["profile_store_ready"] is False
+
+        async def crash() -> None:
+            raise RuntimeError("boom")
+
+        broken = asyncio.create_task(crash())
+        await asyncio.gather(broken, return_exceptions=True)
+        pipeline._background.append(broken)
+        with pytest.raises(RuntimeError, match="background task died"):
+            await pipeline.check_health()
+    finally:
+        await pipeline.close()

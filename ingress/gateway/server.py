@@ -47,6 +47,17 @@ def peer_principal(frame: zmq.Frame) -> str:
         return "gateway"
 
 
+def encode_frame0(wire: dict[str, Any]) -> bytes:
+    """UTF-8 JSON. An error event may echo what a peer wrote (a conversationId, a dict key in a validation
+    message) and a lone surrogate (`"\\ud800"`, valid JSON) cannot be UTF-8 encoded: it goes out as its
+    JSON escape instead, so the answer is still sent (found by the fuzz in tests/unit/test_zmq_fuzz.py)."""
+    text = json.dumps(wire, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(wire, separators=(",", ":")).encode("ascii")
+
+
 def tcp_address(host: str, port: int) -> str:
     return f"tcp://[{host.strip('[]')}]:{port}" if ":" in host else f"tcp://{host}:{port}"
 
@@ -119,7 +130,7 @@ class GatewayServer:
 
     async def publish(self, event: GatewayEvent, binaries: Sequence[bytes] = ()) -> None:
         assert self.pub is not None
-        frame0 = json.dumps(event.to_wire(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        frame0 = encode_frame0(event.to_wire())
         await self.pub.send_multipart([frame0, *binaries], copy=len(binaries) == 0)
         self.published += 1
 

@@ -26,6 +26,7 @@ from ingress.http.middleware import (
     request_id_of,
     serve_request_id,
 )
+from ingress.http.protocol import ERROR_RESPONSES
 from ingress.http.rendering import error_response
 from serve_app.errors import ServiceError, as_service_error
 
@@ -43,6 +44,7 @@ def create_app(door: HttpDoor) -> FastAPI:
         version="0.1.0",
         description="Speech and text translation for chat: Whisper -> NLLB -> TTS -> voice cloning, on Ray Serve. "
         "Every route but /live and /ready needs `Authorization: Bearer <key>` (or `X-API-Key`) when keys are on.",
+        responses=ERROR_RESPONSES,
     )
     app.state.door = door
     for area in (text_routes, voice_routes, profile_routes, health_routes):

@@ -139,6 +139,26 @@ async def drain(client: GatewayClient, ledger: Ledger, until: float, done: list[
 LEDGER = Ledger()
 
 
+def test_a_lone_surrogate_echoed_in_an_error_still_gets_the_answer_out(door: Door) -> None:
+    """Regression (found by this fuzz): a `\\ud800` escape in conversationId, echoed by translation_error,
+    or in a dict key named by a validation message, made the event unencodable: no answer at all."""
+    frames = {
+        "sg-1": b'{"type":"translation","taskId":"sg-1","text":"","targetLanguages":["en"],"conversationId":"\\ud800"}',
+        "sg-2": b'{"type":"audio_process","taskId":"sg-2","messageId":"m","attachmentId":"a","senderId":"u",'
+                b'"targetLanguages":["en"],"voiceCloneParams":{"\\ud800":1}}',
+    }
+
+    async def answers() -> dict[str, Event]:
+        for frame in frames.values():
+            await door.client.send(frame)
+        return {t: await door.client.wait_for(lambda e, t=t: t in ids_of(e.body), 10) for t in frames}
+
+    got = door.run(answers())
+    assert got["sg-1"].type == "translation_error" and got["sg-1"]["errorCode"] == "invalid_request"
+    assert got["sg-1"]["conversationId"] == "\ud800"  # sent back as the JSON escape it came in
+    assert got["sg-2"].type == "audio_process_error" and got["sg-2"]["errorCode"] == "invalid_request"
+
+
 @settings(max_examples=BATCHES, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
 @given(data=st.data())

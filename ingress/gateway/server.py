@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from ingress.gateway.protocol.events import GatewayEvent, GenericError
 from ingress.gateway.router import GatewayRouter
 from ingress.gateway.zap import DoorSecurity, PeerAuthenticator
 from serve_app.errors import BusyError, InvalidRequestError
+from serve_app.json_bytes import utf8_json
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
 
@@ -45,17 +45,6 @@ def peer_principal(frame: zmq.Frame) -> str:
         return f"peer:{frame.get('Peer-Address')}"
     except (zmq.ZMQError, UnicodeDecodeError):
         return "gateway"
-
-
-def encode_frame0(wire: dict[str, Any]) -> bytes:
-    """UTF-8 JSON. An error event may echo what a peer wrote (a conversationId, a dict key in a validation
-    message) and a lone surrogate (`"\\ud800"`, valid JSON) cannot be UTF-8 encoded: it goes out as its
-    JSON escape instead, so the answer is still sent (found by the fuzz in tests/unit/test_zmq_fuzz.py)."""
-    text = json.dumps(wire, ensure_ascii=False, separators=(",", ":"))
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(wire, separators=(",", ":")).encode("ascii")
 
 
 def tcp_address(host: str, port: int) -> str:
@@ -130,7 +119,7 @@ class GatewayServer:
 
     async def publish(self, event: GatewayEvent, binaries: Sequence[bytes] = ()) -> None:
         assert self.pub is not None
-        frame0 = encode_frame0(event.to_wire())
+        frame0 = utf8_json(event.to_wire())  # a lone surrogate a peer sent cannot sink the answer
         await self.pub.send_multipart([frame0, *binaries], copy=len(binaries) == 0)
         self.published += 1
 

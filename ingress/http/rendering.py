@@ -19,6 +19,14 @@ from ingress.http.protocol import (
 from serve_app.domain.translation import TextTranslation
 from serve_app.domain.voice import LanguageAudio, PipelineEvent, VoiceResult
 from serve_app.errors import AuthenticationError, RateLimitedError, ServiceError
+from serve_app.json_bytes import utf8_json
+
+
+class JsonResponse(JSONResponse):
+    """The door's JSON responses: a lone surrogate echoed from a request goes out escaped, not as a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return utf8_json(content, allow_nan=False)
 
 
 def error_body(exc: ServiceError, request_id: str) -> dict[str, Any]:
@@ -26,13 +34,13 @@ def error_body(exc: ServiceError, request_id: str) -> dict[str, Any]:
     return {"error": exc.message, "errorCode": exc.code, "requestId": request_id}
 
 
-def error_response(exc: ServiceError, request_id: str) -> JSONResponse:
+def error_response(exc: ServiceError, request_id: str) -> JsonResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, AuthenticationError):
         headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: how to authenticate, on every 401
     if isinstance(exc, RateLimitedError):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))  # whole seconds (RFC 9110)
-    return JSONResponse(status_code=exc.status, content=error_body(exc, request_id), headers=headers)
+    return JsonResponse(status_code=exc.status, content=error_body(exc, request_id), headers=headers)
 
 
 def translation_out(r: LanguageAudio) -> TranslationOut:

@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import Counter, defaultdict
 from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pytest
@@ -26,7 +25,7 @@ from ingress.gateway.server import GatewayServer
 from tests.fixtures import fake_stages
 from tests.fixtures.gateway_client import Event, GatewayClient, connected_client, ids_of
 from tests.fixtures.gateway_server import running_gateway
-from tests.fixtures.zmq_fuzz import JOB_FINAL_TYPES, TERMINAL_TYPES, Draft, Expectation, drafts
+from tests.fixtures.zmq_fuzz import Draft, Ledger, drafts, drain, route_models, send_batch, settle, summary
 
 T = TypeVar("T")
 
@@ -72,70 +71,6 @@ def door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Door]:
         thread.join(10)
 
 
-@dataclass
-class Ledger:
-    """What was sent and what came back, over the whole run (tokens are unique to the run)."""
-
-    expected: dict[str, Expectation] = field(default_factory=dict)
-    answers: dict[str, list[Event]] = field(default_factory=lambda: defaultdict(list))
-    frames: dict[str, list[bytes]] = field(default_factory=dict)  # what was sent, for the failure message
-    job_finals: Counter[str] = field(default_factory=Counter)
-    acked_jobs: set[str] = field(default_factory=set)
-    sent = 0
-    unreadable = 0
-    received = 0
-
-    def take(self, event: Event) -> None:
-        self.received += 1
-        for token in ids_of(event.body) & self.expected.keys():
-            if event.type in TERMINAL_TYPES:
-                self.answers[token].append(event)
-                if event.type == "voice_api_success" and event.get("requestType") == "voice_translate_async":
-                    self.acked_jobs.add(token)
-            elif event.type in JOB_FINAL_TYPES:
-                self.job_finals[token] += 1
-
-    def complete(self, token: str) -> bool:
-        exp, got = self.expected[token], self.answers.get(token, [])
-        if not exp.identifiable:
-            return True
-        if exp.kind != "translation":
-            return len(got) >= 1
-        return bool(got) and any(languages(got) == s for s in exp.language_sets)
-
-    def problems(self) -> list[str]:
-        out = []
-        for token, exp in self.expected.items():
-            got = self.answers.get(token, [])
-            if exp.kind == "translation" and got:
-                if not any(languages(got) == s for s in exp.language_sets) or len(got) != len(languages(got)):
-                    out.append(f"{token}: translation answers {[(e.type, e.get('targetLanguage')) for e in got]}, "
-                               f"allowed language sets {exp.language_sets}")
-            elif len(got) > 1:
-                out.append(f"{token} ({exp.kind}): {len(got)} terminal answers {[e.type for e in got]}")
-            if exp.identifiable and not got:
-                out.append(f"{token} ({exp.kind}): no terminal answer")
-            if token in self.acked_jobs and self.job_finals[token] != 1:
-                out.append(f"{token}: acked async job ended {self.job_finals[token]} times")
-            elif self.job_finals[token] > 1:
-                out.append(f"{token}: job ended {self.job_finals[token]} times")
-        return out
-
-
-def languages(events: list[Event]) -> frozenset[str | None]:
-    return frozenset(e.get("targetLanguage") for e in events)
-
-
-async def drain(client: GatewayClient, ledger: Ledger, until: float, done: list[str] | None = None) -> None:
-    """Read events until `until` (monotonic), or sooner once every token in `done` is complete."""
-    while (left := until - time.monotonic()) > 0:
-        if done is not None and all(ledger.complete(t) for t in done):
-            return
-        event = await client.recv(min(left, 0.5))
-        if event is not None:
-            ledger.take(event)
-
-
 LEDGER = Ledger()
 
 
@@ -164,52 +99,34 @@ def test_a_lone_surrogate_echoed_in_an_error_still_gets_the_answer_out(door: Doo
 @given(data=st.data())
 def test_fuzzed_batches_never_kill_the_loop_and_each_request_is_answered(door: Door, data: st.DataObject) -> None:
     s = door.server.settings
-    models = {kind: route.model for kind, route in door.server.router.routes.items()}
+    models = route_models(s)
     batch = data.draw(st.lists(drafts(models, s.max_json_depth, MAX_STRING), min_size=BATCH, max_size=BATCH))
-    door.run(send_batch(door, LEDGER, batch, set(models)))
+    door.run(one_batch(door, batch, set(models)))
 
 
-async def send_batch(door: Door, ledger: Ledger, batch: list[Draft], kinds: set[str]) -> None:
-    s, server = door.server.settings, door.server
+async def one_batch(door: Door, batch: list[Draft], kinds: set[str]) -> None:
+    server = door.server
     malformed_before = server.malformed
-    tokens = []
-    for draft in batch:
-        token = f"fz{ledger.sent:05d}"
-        frames, exp = draft.render(token, kinds, s.max_json_depth, s.max_target_languages)
-        ledger.expected[token] = exp
-        ledger.frames[token] = [f[:200] for f in frames]
-        ledger.sent += 1
-        ledger.unreadable += not exp.readable
-        tokens.append(token)
-        await door.client.send(frames[0], *frames[1:])
-    await drain(door.client, ledger, time.monotonic() + 30, done=tokens)
-    unreadable = sum(not ledger.expected[t].readable for t in tokens)
+    tokens = await send_batch(door.client, LEDGER, batch, kinds, server.settings)
+    unreadable = sum(not LEDGER.expected[t].readable for t in tokens)
     deadline = time.monotonic() + 10
     while server.malformed - malformed_before < unreadable and time.monotonic() < deadline:
-        await drain(door.client, ledger, time.monotonic() + 0.05)
+        await drain(door.client, LEDGER, time.monotonic() + 0.05)
     server.check()  # the receive loop is alive
     assert server.malformed - malformed_before == unreadable
-    missing = [t for t in tokens if not ledger.complete(t)]
-    assert not missing, [(t, ledger.expected[t], ledger.frames[t]) for t in missing[:3]]
+    missing = [t for t in tokens if not LEDGER.complete(t)]
+    assert not missing, [(t, LEDGER.expected[t], LEDGER.frames[t]) for t in missing[:3]]
 
 
 def test_after_the_fuzz_nothing_was_answered_twice_and_the_door_pongs(door: Door) -> None:
     assert LEDGER.sent == BATCH * BATCHES, "hypothesis ran fewer batches than planned"
-    door.run(finish(door.server, door.client, LEDGER))
+    door.run(finish(door))
 
 
-async def finish(server: GatewayServer, gateway: GatewayClient, ledger: Ledger) -> None:
-    """After the last batch: late duplicates and async job ends arrive, then the door still pongs."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(ledger.job_finals[t] < 1 for t in ledger.acked_jobs):
-        await drain(gateway, ledger, time.monotonic() + 0.5)
-    await drain(gateway, ledger, time.monotonic() + 2)
-    server.check()
-    assert not ledger.problems(), ledger.problems()[:10]
-    pong = await gateway.ping_until_pong(timeout_s=10)
+async def finish(door: Door) -> None:
+    await settle(door.client, LEDGER)
+    door.server.check()
+    assert not LEDGER.problems(), LEDGER.problems()[:10]
+    pong = await door.client.ping_until_pong(timeout_s=10)
     assert pong["translator_status"] == "alive"
-    answered = sum(1 for t, e in ledger.expected.items() if e.identifiable and ledger.answers.get(t))
-    print(f"\nZMQ fuzz: {ledger.sent} messages sent, {ledger.received} events received, "
-          f"{sum(e.identifiable for e in ledger.expected.values())} identifiable, {answered} of them answered "
-          f"exactly once, {ledger.unreadable} unreadable (malformed {server.malformed}), "
-          f"{len(ledger.acked_jobs)} async jobs acked and ended once")
+    print(f"\nZMQ fuzz: {summary(LEDGER)}, malformed counted {door.server.malformed}")

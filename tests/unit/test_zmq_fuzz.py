@@ -115,7 +115,7 @@ async def one_batch(door: Door, batch: list[Draft], kinds: set[str]) -> None:
     server.check()  # the receive loop is alive
     assert server.malformed - malformed_before == unreadable
     missing = [t for t in tokens if not LEDGER.complete(t)]
-    assert not missing, [(t, LEDGER.expected[t], LEDGER.frames[t]) for t in missing[:3]]
+    assert not missing, [(t, LEDGER.expected[t], LEDGER.frames[t], LEDGER.answered(t)) for t in missing[:3]]
 
 
 def test_after_the_fuzz_nothing_was_answered_twice_and_the_door_pongs(door: Door) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from ingress.gateway.protocol.events import GatewayEvent, GenericError
 from ingress.gateway.router import GatewayRouter
 from ingress.gateway.zap import DoorSecurity, PeerAuthenticator
 from serve_app.errors import BusyError, InvalidRequestError, StageUnavailableError
+from serve_app.json_bytes import utf8_json
 from serve_app.observability.metrics import IN_FLIGHT, ZMQ_PUBLISHED, ZMQ_REJECTED
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
@@ -124,7 +124,7 @@ class GatewayServer:
 
     async def publish(self, event: GatewayEvent, binaries: Sequence[bytes] = ()) -> None:
         assert self.pub is not None
-        frame0 = json.dumps(event.to_wire(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        frame0 = utf8_json(event.to_wire())  # a lone surrogate a peer sent cannot sink the answer
         await self.pub.send_multipart([frame0, *binaries], copy=len(binaries) == 0)
         self.published += 1
         ZMQ_PUBLISHED.inc(type=event.type)

@@ -14,7 +14,6 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
@@ -29,7 +28,8 @@ from ingress.http.middleware import (
     serve_request_id,
 )
 from ingress.http.openai import routes as openai_routes
-from ingress.http.rendering import error_response, is_openai_path, openai_error_body
+from ingress.http.protocol import ERROR_RESPONSES
+from ingress.http.rendering import JsonResponse, error_response, is_openai_path, openai_error_body
 from serve_app.errors import ServiceError, as_service_error
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ def create_app(door: HttpDoor) -> FastAPI:
         version="0.1.0",
         description="Speech and text translation for chat: Whisper -> NLLB -> TTS -> voice cloning, on Ray Serve. "
         "Every route but /live and /ready needs `Authorization: Bearer <key>` (or `X-API-Key`) when keys are on.",
+        responses=ERROR_RESPONSES,
+        default_response_class=JsonResponse,
     )
     app.state.door = door
     for area in (text_routes, voice_routes, profile_routes, health_routes, openai_routes):
@@ -73,14 +75,14 @@ def _openai(request: Request) -> bool:
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
-    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+    async def _service_error(request: Request, exc: ServiceError) -> JsonResponse:
         rid = request_id_of(request.scope)
         if exc.status >= 500:
             log.error("request %s failed: %s %s", rid, exc.code, exc.message)
         return error_response(exc, rid, openai=_openai(request))
 
     @app.exception_handler(Exception)
-    async def _any_error(request: Request, exc: Exception) -> JSONResponse:
+    async def _any_error(request: Request, exc: Exception) -> JsonResponse:
         rid = request_id_of(request.scope)
         err = as_service_error(exc)
         if err.status >= 500:  # an unexpected exception's traceback is logged once, by as_service_error
@@ -91,26 +93,26 @@ def _add_error_handlers(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JsonResponse:
         rid = request_id_of(request.scope)
         if _openai(request):
             code = HTTP_ERROR_CODES.get(exc.status_code, "invalid_request")
-            return JSONResponse(status_code=exc.status_code, headers=exc.headers,
+            return JsonResponse(status_code=exc.status_code, headers=exc.headers,
                                 content=openai_error_body(str(exc.detail), exc.status_code, code))
         body = {"detail": exc.detail, "error": str(exc.detail), "requestId": rid,
                 "errorCode": HTTP_ERROR_CODES.get(exc.status_code, "invalid_request")}
-        return JSONResponse(status_code=exc.status_code, content=body, headers=exc.headers)
+        return JsonResponse(status_code=exc.status_code, content=body, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JsonResponse:
         rid = request_id_of(request.scope)
         errors = exc.errors()
         first = errors[0] if errors else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
         if _openai(request):
             param = str(first.get("loc", ("",))[-1]) if first.get("loc") else None
-            return JSONResponse(status_code=400, content=openai_error_body(
+            return JsonResponse(status_code=400, content=openai_error_body(
                 f"invalid request: {where} {first.get('msg', '')}".strip(), 400, "invalid_request", param))
         body = {"detail": jsonable_encoder(errors), "error": f"invalid request: {where} {first.get('msg', '')}".strip(),
                 "errorCode": "invalid_request", "requestId": rid}
-        return JSONResponse(status_code=422, content=body)
+        return JsonResponse(status_code=422, content=body)

@@ -16,6 +16,23 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
 
+class ErrorBody(BaseModel):
+    """Every error the door answers, whatever its status (README "Errors"). FastAPI's own 404/405/422
+    carry their `detail` as well."""
+
+    error: str
+    errorCode: str
+    requestId: str
+    detail: Any = None
+
+
+# Documented on every operation (`create_app`), so a client generated from the schema knows the 4xx/5xx body.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "The request was refused: `{error, errorCode, requestId}`."},
+    "5XX": {"model": ErrorBody, "description": "The service failed or is not ready: `{error, errorCode, requestId}`."},
+}
+
+
 class TranslateBody(StrictModel):
     text: str = Field(min_length=1)
     source_language: str = "auto"

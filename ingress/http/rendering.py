@@ -20,6 +20,15 @@ from ingress.http.protocol import (
 from serve_app.domain.translation import TextTranslation
 from serve_app.domain.voice import LanguageAudio, PipelineEvent, VoiceResult
 from serve_app.errors import AuthenticationError, RateLimitedError, ServiceError, StageTimeoutError
+from serve_app.json_bytes import utf8_json
+
+
+class JsonResponse(JSONResponse):
+    """The door's JSON responses: a lone surrogate echoed from a request goes out escaped, not as a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return utf8_json(content, allow_nan=False)
+
 
 # ---- OpenAI's error body, `{"error": {"message", "type", "param", "code"}}`, on the /v1 routes only ----
 # The SDKs pick their exception class from the status (401 -> AuthenticationError, 429 -> RateLimitError)
@@ -60,7 +69,7 @@ def error_body(exc: ServiceError, request_id: str) -> dict[str, Any]:
     return {"error": exc.message, "errorCode": exc.code, "requestId": request_id}
 
 
-def error_response(exc: ServiceError, request_id: str, openai: bool = False) -> JSONResponse:
+def error_response(exc: ServiceError, request_id: str, openai: bool = False) -> JsonResponse:
     """The door's error body, or OpenAI's `{"error": {...}}` on the `/v1` routes (`openai`)."""
     headers: dict[str, str] = {}
     if isinstance(exc, AuthenticationError):
@@ -68,7 +77,7 @@ def error_response(exc: ServiceError, request_id: str, openai: bool = False) -> 
     if isinstance(exc, RateLimitedError):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))  # whole seconds (RFC 9110)
     body = openai_service_error_body(exc) if openai else error_body(exc, request_id)
-    return JSONResponse(status_code=exc.status, content=body, headers=headers)
+    return JsonResponse(status_code=exc.status, content=body, headers=headers)
 
 
 def translation_out(r: LanguageAudio) -> TranslationOut:

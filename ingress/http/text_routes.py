@@ -27,8 +27,9 @@ async def translate_batch(pipeline: PipelineDep, bodies: list[TranslateBody]) ->
         raise InvalidRequestError("the batch is empty")
     if len(bodies) > MAX_BATCH:
         raise InvalidRequestError(f"a batch holds at most {MAX_BATCH} items, got {len(bodies)}")
-    responses = [pipeline.translate_text(b.text, b.source_language, [b.target_language]) for b in bodies]
-    return [translate_response(b, (await r)[0]) for b, r in zip(bodies, responses, strict=True)]
+    # One after the other, each awaited before the next is made: a failed item leaves no coroutine un-awaited.
+    return [translate_response(b, (await pipeline.translate_text(b.text, b.source_language, [b.target_language]))[0])
+            for b in bodies]
 
 
 @router.post("/detect-language", response_model=DetectLanguageResponse)

@@ -39,7 +39,9 @@ async def voice_translate(
     return voice_response(await pipeline.run_voice(job))
 
 
-@router.post("/api/v1/voice/translate/stream")
+@router.post("/api/v1/voice/translate/stream", response_class=StreamingResponse, responses={200: {
+    "description": "Server-sent events; a failure after the stream has started is an `error` event.",
+    "content": {"text/event-stream": {}}}})
 async def voice_translate_stream(
     request: Request,
     pipeline: PipelineDep,

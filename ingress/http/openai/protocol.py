@@ -6,7 +6,7 @@ deployed with (`GET /v1/models` lists them). Extensions beyond OpenAI are marked
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -22,15 +22,24 @@ TRANSCRIPTION_MODEL_ALIASES = ("whisper-1",)
 SPEECH_MODEL_ALIASES = ("tts-1",)
 
 
-class ErrorDetail(BaseModel):
+class OpenAIErrorDetail(BaseModel):
     message: str
     type: str
     param: str | None = None
     code: str | None = None
 
 
-class ErrorBody(BaseModel):
-    error: ErrorDetail
+class OpenAIErrorBody(BaseModel):
+    """OpenAI's error shape, on the /v1 routes only (`code` is this service's own error code)."""
+
+    error: OpenAIErrorDetail
+
+
+OPENAI_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": OpenAIErrorBody, "description": "The request was refused: OpenAI's `{error: {message, type, "
+            "param, code}}`."},
+    "5XX": {"model": OpenAIErrorBody, "description": "The service failed or is not ready, in OpenAI's error shape."},
+}
 
 
 # ---- transcription / translation ----

@@ -7,7 +7,7 @@ renderer. Errors on these paths are OpenAI's `{"error": {...}}` (`ingress.http.a
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, get_args
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -16,6 +16,7 @@ from ingress.http.access import ANY_CALLER, Sender, SpeechVoice
 from ingress.http.api import PipelineDep, SettingsDep
 from ingress.http.openai import serving_models, serving_speech, serving_transcription
 from ingress.http.openai.protocol import (
+    OPENAI_ERROR_RESPONSES,
     ModelCard,
     ModelList,
     TranscriptionFormat,
@@ -25,11 +26,12 @@ from ingress.http.openai.protocol import (
     VoiceMessageFormat,
 )
 from ingress.http.openai.serving_voice_translation import FORMATS, voice_translation_events
+from ingress.http.protocol import SpeechFormat
 from ingress.http.uploads import read_upload, voice_job_from_form
 from serve_app.domain.transcription import TranscribeOptions
 from serve_app.errors import InvalidRequestError, NotFoundError, ServiceError
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], responses=OPENAI_ERROR_RESPONSES)
 AUDIO_DOC = "The audio file (mp3, mp4/m4a, ogg/opus, webm, wav, flac: anything PyAV decodes)"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -99,8 +101,10 @@ async def create_translation(
     return JSONResponse(TranscriptionJson(text=translated.translated_text).model_dump())
 
 
-@router.post("/audio/speech", response_class=Response,
-             responses={200: {"content": {"audio/mpeg": {}, "text/event-stream": {}}}})
+SPEECH_CONTENT = {serving_speech.media_type(fmt): {} for fmt in get_args(SpeechFormat)} | {"text/event-stream": {}}
+
+
+@router.post("/audio/speech", response_class=Response, responses={200: {"content": SPEECH_CONTENT}})
 async def create_speech(pipeline: PipelineDep, order: SpeechVoice) -> Response:
     """Audio in the chosen format, streamed as sentences are spoken; `stream_format=sse` sends
     `speech.audio.delta` events (base64 audio, one sentence each) and `speech.audio.done`. A `voice`

@@ -1,0 +1,104 @@
+"""Fuzzing the HTTP door from its own OpenAPI schema with schemathesis (issue 10).
+
+Every operation the schema declares is called with generated requests (valid and invalid bodies,
+paths, queries), with the admin key so authenticated routes are reached, against the real app over
+a loopback port on fake stages. The checks: no 5xx, every response conforms to what the schema
+declares (status code, content type, body: every 4xx is the documented `ErrorBody`,
+`{error, errorCode, requestId}`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis.checks import CheckFunction, not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.fixtures import fake_stages
+from tests.fixtures.http_door import ADMIN_KEY, ServedDoor, auth, door_settings, http_door, served_http_door
+
+MAX_EXAMPLES = 50  # per operation
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedDoor]:
+    delay, fake_stages.DELAY = fake_stages.DELAY, 0.01
+    s = door_settings(tmp_path_factory.mktemp("http-fuzz"), auth="required", rate_limit="1000000/minute",
+                      rate_limit_per_user="1000000/minute")
+    try:
+        with served_http_door(s) as served:
+            yield served
+    finally:
+        fake_stages.DELAY = delay
+
+
+CHECKS: list[CheckFunction] = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+def test_every_operation_answers_within_its_schema_and_never_5xx(served: ServedDoor) -> None:
+    """Each operation in turn, its own hypothesis run; failures are gathered so one run reports them all."""
+    schema = schemathesis.openapi.from_dict(served.app.openapi())
+    failures: dict[str, str] = {}
+    calls: Counter[str] = Counter()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+        def call(case: schemathesis.Case) -> None:
+            calls[case.operation.label] += 1
+            case.call_and_validate(base_url=served.base_url, headers=auth(ADMIN_KEY), checks=CHECKS, timeout=30)
+
+        try:
+            call()
+        except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - gathered, reported below with every other operation's
+            failures[operation.label] = str(exc)[:1500]
+    print(f"\nHTTP fuzz: {sum(calls.values())} requests over {len(calls)} operations")
+    assert not failures, "\n\n".join(f"{label}: {text}" for label, text in failures.items())
+
+
+def test_the_schema_documents_the_error_body_on_every_operation(served: ServedDoor) -> None:
+    spec = served.app.openapi()
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            assert "4XX" in op["responses"], f"{method.upper()} {path}: no documented 4XX body"
+    error = spec["components"]["schemas"]["ErrorBody"]
+    assert {"error", "errorCode"} <= set(error["required"])
+    openai_error = spec["components"]["schemas"]["OpenAIErrorBody"]  # the /v1 routes answer in OpenAI's shape
+    assert openai_error["required"] == ["error"]
+    for path, operations in spec["paths"].items():
+        expected = "OpenAIErrorBody" if path.startswith("/v1/") else "ErrorBody"
+        for method, op in operations.items():
+            ref = op["responses"]["4XX"]["content"]["application/json"]["schema"]["$ref"]
+            assert ref.endswith(f"/{expected}"), (method, path, ref)
+
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/translate", b'{"text":"hi","target_language":"xx\\ud800"}'),
+    ("/translate", b'{"text":"\\ud800","target_language":"en"}'),
+    ("/translate/batch", b'[{"text":"hi","target_language":"zz\\udc00"}]'),
+    ("/detect-language", b'{"text":"\\ud800"}'),
+])
+async def test_a_lone_surrogate_is_a_422_not_a_500(tmp_path: Path, path: str, body: bytes) -> None:
+    """Regression: the 422 body echoes the bad input, and a lone surrogate (valid JSON) could not be
+    UTF-8 encoded, so the error handler itself failed and the caller got a 500."""
+    async with http_door(door_settings(tmp_path)) as (client, _):
+        r = await client.post(path, content=body, headers={**auth(ADMIN_KEY), "Content-Type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["errorCode"] == "invalid_request"

@@ -9,6 +9,7 @@ const $ = (id) => document.getElementById(id);
 let recorder = null;
 let recorded = null; // {blob, name} of the last recording
 let busy = false;
+const languageNames = new Map(); // code -> name, from /languages
 
 // ---- the API key: sessionStorage by default, localStorage when asked to remember it ----
 function storedKey() {
@@ -51,6 +52,7 @@ async function loadLanguages() {
     const { languages } = await (await api("/languages")).json();
     box.querySelectorAll(".language").forEach((el) => el.remove());
     for (const lang of languages) {
+      languageNames.set(lang.code, lang.name);
       const label = document.createElement("label");
       label.className = "language";
       const input = document.createElement("input");
@@ -161,7 +163,7 @@ function languageItem(code) {
     item.dataset.language = code;
     item.className = "translation pending";
     const title = document.createElement("h3");
-    title.textContent = code;
+    title.textContent = (languageNames.get(code) || code) + " (" + code + ")";
     const text = document.createElement("p");
     text.className = "text";
     text.textContent = "Working…";

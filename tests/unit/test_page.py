@@ -58,6 +58,8 @@ def test_page_records_and_shows_both_translations_with_playable_audio(door_url: 
         assert lang.audio_ready_state >= 1 and lang.audio_duration_s > 0.2, lang  # the browser decoded it
         assert "70%" in lang.meta  # the measured voice similarity is shown
     assert outcome.status.startswith("Done in")
+    # nothing blocked by the CSP, nothing thrown (the 401 is /languages asked before the key was entered)
+    assert [e for e in outcome.console_errors if "status of 401" not in e] == []
     assert shot.stat().st_size > 10_000
 
 

@@ -14,7 +14,7 @@ import pytest
 from tests.fixtures.browser import CHROMIUM, browser_page, use_page
 from tests.fixtures.door_server import served_door
 from tests.fixtures.http_door import ALICE_KEY, door_settings
-from tests.fixtures.speech import FRENCH_5S, espeak_wav
+from tests.fixtures.speech import FRENCH_5S, espeak_wav, sine_wav_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -72,3 +72,24 @@ def test_page_without_the_key_says_so(door_url: str, tmp_path: Path) -> None:
         page.get_by_role("button", name="Use this key").click()
         page.get_by_text("needs a valid API key").wait_for(timeout=10_000)
         assert page.locator("input[name=language]").count() == 0
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium missing: run `make setup`")
+def test_profile_panel_shows_and_deletes_my_profile(door_url: str, tmp_path: Path) -> None:
+    alice = {"Authorization": f"Bearer {ALICE_KEY}"}
+    created = httpx.post(door_url + "/api/v1/voice/profiles/alice", headers=alice, timeout=30,
+                         files={"audio": ("me.wav", sine_wav_bytes(12.0), "audio/wav")})
+    assert created.status_code == 201, created.text
+    with browser_page(espeak_wav("Bonjour", tmp_path / "fr.wav")) as page:
+        page.goto(door_url)
+        page.get_by_label("Key", exact=True).fill(ALICE_KEY)
+        page.keyboard.press("Enter")  # the key form submits from the keyboard
+        page.get_by_label("Your user id", exact=False).fill("alice")
+        page.get_by_role("button", name="Show my profile").click()
+        page.locator("#profile-quality").filter(has_text="%").wait_for(timeout=10_000)
+        assert page.locator("#profile-samples").text_content() == "1"
+        assert page.locator("#profile-quality").text_content() == f"{round(created.json()['qualityScore'] * 100)}%"
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Delete my profile").click()
+        page.get_by_text("Your voice profile is deleted.").wait_for(timeout=10_000)
+    assert httpx.get(door_url + "/api/v1/voice/profiles/alice", headers=alice).status_code == 404

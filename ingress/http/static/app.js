@@ -4,6 +4,7 @@
 
 const KEY_NAME = "voice-translator.api-key";
 const DEFAULT_LANGUAGES = ["en", "es"];
+const COMMON_FIRST = ["en", "es", "fr", "de", "it", "pt", "ar", "zh", "ja", "ru", "hi"]; // listed first
 const $ = (id) => document.getElementById(id);
 
 let recorder = null;
@@ -51,6 +52,8 @@ async function loadLanguages() {
   try {
     const { languages } = await (await api("/languages")).json();
     box.querySelectorAll(".language").forEach((el) => el.remove());
+    const rank = (code) => (COMMON_FIRST.includes(code) ? COMMON_FIRST.indexOf(code) : COMMON_FIRST.length);
+    languages.sort((a, b) => rank(a.code) - rank(b.code) || a.code.localeCompare(b.code));
     for (const lang of languages) {
       languageNames.set(lang.code, lang.name);
       const label = document.createElement("label");

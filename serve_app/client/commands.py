@@ -67,6 +67,9 @@ def run_client_command(args: argparse.Namespace) -> int:
     except ClientError as exc:
         err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
         return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted; files already written are kept")
+        return 130
 
 
 def _need_file(path: Path) -> None:

@@ -37,4 +37,5 @@ def test_page_against_the_real_graph(local_graph: LocalGraph, speech_dir: Path) 
         assert lang.audio_ready_state >= 1 and lang.audio_duration_s > 0.5, lang  # Chromium decoded the audio
         assert "Voice similarity to you" in lang.meta, lang
     assert outcome.status.startswith("Done in")
+    assert outcome.console_errors == []  # nothing blocked by the CSP under Serve's proxy, nothing thrown
     assert shot.stat().st_size > 10_000

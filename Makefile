@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export RAY_USAGE_STATS_ENABLED := 0
 
-APT_PACKAGES := espeak-ng sox libsndfile1 redis-server
+APT_PACKAGES := espeak-ng sox libsndfile1 redis-server chromium
 
 .PHONY: setup apt venv weights run test unit integration bench bench-zmq bench-cache lint clean
 

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from ingress.http import health_routes, profile_routes, text_routes, voice_routes
+from ingress.http import health_routes, page_routes, profile_routes, text_routes, voice_routes
 from ingress.http.door import HttpDoor
 from ingress.http.middleware import (
     AuthenticationMiddleware,
@@ -50,7 +50,7 @@ def create_app(door: HttpDoor) -> FastAPI:
         default_response_class=JsonResponse,
     )
     app.state.door = door
-    for area in (text_routes, voice_routes, profile_routes, health_routes, openai_routes):
+    for area in (text_routes, voice_routes, profile_routes, health_routes, openai_routes, page_routes):
         app.include_router(area.router)
     _add_error_handlers(app)
     # Added innermost first: a request meets the request id, then CORS (so refusals below carry

@@ -15,6 +15,7 @@ from ray.serve.context import _get_serve_request_context
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ingress.http.page_files import PAGE_PATHS
 from ingress.http.rendering import error_response, is_openai_path
 from serve_app.errors import AuthenticationError, PayloadTooLargeError, ServiceError
 from serve_app.observability.metrics import IN_FLIGHT
@@ -22,8 +23,12 @@ from serve_app.security.keys import KeyRing, Principal, bearer_key
 
 REQUEST_ID_KEY = "voice_translator.request_id"
 PRINCIPAL_KEY = "voice_translator.principal"
-# Probes of the orchestrator (and the integration tests' readiness wait) carry no key.
-PUBLIC_ROUTES = frozenset({("GET", "/live"), ("GET", "/ready"), ("HEAD", "/live"), ("HEAD", "/ready")})
+# Probes of the orchestrator (and the integration tests' readiness wait) carry no key; nor does loading
+# the page's static files (they hold no data; the page then calls the API with the user's key).
+PUBLIC_ROUTES = frozenset(
+    {("GET", "/live"), ("GET", "/ready"), ("HEAD", "/live"), ("HEAD", "/ready")}
+    | {("GET", path) for path in PAGE_PATHS}
+)
 
 
 def serve_request_id() -> str | None:

@@ -1,6 +1,7 @@
 """Command line: `voice-translator prepare` readies every model cache once (what `make setup`
 runs), so replicas start in seconds instead of converting weights on the request path.
-`voice-translator hash-key` makes a keys-file entry, so the file never holds a key itself."""
+`voice-translator hash-key` makes a keys-file entry, so the file never holds a key itself.
+`translate`, `transcribe` and `say` talk to a running service (`serve_app.client`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import time
 
 from pydantic import ValidationError
 
+from serve_app.client.commands import COMMANDS as CLIENT_COMMANDS
+from serve_app.client.commands import add_client_commands, run_client_command
 from serve_app.errors import PrerequisiteError
 from serve_app.security.keys import KeyEntry, key_digest
 from serve_app.settings import Settings, resolve_device
@@ -73,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     hk.add_argument("--role", choices=["admin", "service", "user"], default="service")
     hk.add_argument("--user-id", help="the one user a `user` key acts for")
     hk.add_argument("--generate", action="store_true", help="make a new random key instead of reading stdin")
+    add_client_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in CLIENT_COMMANDS:
+        return run_client_command(args)
     if args.command == "hash-key":
         return hash_key(args.name, args.role, args.user_id, args.generate)
     settings = Settings()

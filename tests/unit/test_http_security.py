@@ -22,7 +22,7 @@ import yaml
 from fastapi.routing import APIRoute
 from starlette.routing import Route
 
-from ingress.http import health_routes, middleware, profile_routes, text_routes, voice_routes
+from ingress.http import health_routes, middleware, page_routes, profile_routes, text_routes, voice_routes
 from ingress.http.access import ADMISSIONS
 from ingress.http.app import create_app
 from ingress.http.door import HttpDoor
@@ -46,8 +46,9 @@ pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDIO = sine_wav_bytes(1.0)
-PUBLIC = {("GET", "/live"), ("GET", "/ready")}
-AREAS = (text_routes, voice_routes, profile_routes, health_routes, openai_routes)
+# The probes, and the page's static files (no data in them; the page calls the API with a key).
+PUBLIC = {("GET", "/live"), ("GET", "/ready"), ("GET", "/"), ("GET", "/static/app.js"), ("GET", "/static/style.css")}
+AREAS = (text_routes, voice_routes, profile_routes, health_routes, openai_routes, page_routes)
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 

@@ -177,6 +177,7 @@ class Graph:
 
     def __init__(self, tmp: Path, settings: dict | None = None) -> None:
         self.cluster = RayCluster(num_cpus=2, num_gpus=0).start()
+        self.tmp = tmp
         port = self.cluster.deploy(ROOT / "serve_config.local.yaml", tmp, settings=settings)
         self.cluster.wait_running()
         url = f"http://127.0.0.1:{port}"
@@ -184,6 +185,13 @@ class Graph:
         self.client = httpx.Client(base_url=url, timeout=600)
         self.sampler = MemorySampler(ray_only=True)
         self.stages: dict[str, list[float]] = {}
+
+    def redeploy(self, settings: dict) -> None:
+        """The same app with other settings (replicas are replaced; the models load again)."""
+        self.cluster.deploy(ROOT / "serve_config.local.yaml", self.tmp, settings=settings)
+        time.sleep(5)
+        self.cluster.wait_running()
+        wait_http_ready(str(self.client.base_url).rstrip("/"))
 
     def idle_pss(self) -> int:
         """PSS of every Ray process now (call while nothing runs)."""
@@ -246,6 +254,8 @@ def main() -> None:
     parser.add_argument("--no-scaling", action="store_true", help="skip the 1/3/6 languages x 5/20 s table")
     parser.add_argument("--warm-runs", type=int, default=2, help="graph runs of an already-seen message")
     parser.add_argument("--settings", default="{}", help="JSON settings overrides for the graph's deploy")
+    parser.add_argument("--compare-settings", default="",
+                        help="JSON overrides: after the main case, redeploy with them and run the main case again")
     args = parser.parse_args()
     tmp_dir = tempfile.TemporaryDirectory()
     tmp = Path(tmp_dir.name)
@@ -260,17 +270,27 @@ def main() -> None:
         main_case = interleaved(baseline, graph, five, TARGETS, args.runs, "5s x3")
         first_msg = convert(espeak_wav(" ".join(SENTENCES[:2]), tmp / "warm.wav"), "m4a")
         warm = [graph.run(first_msg, TARGETS)[1] for _ in range(args.warm_runs + 1)][1:]
+        graph.sampler.stop()  # peak PSS of the main case and the warm runs (a redeploy doubles replicas briefly)
         cells: dict[tuple[int, int], dict[str, list[float]]] = {}
-        if not args.no_scaling:
+        if not args.no_scaling:  # runs after the memory sampler stopped: the table is about time
             for seconds, source in ((5, five), (20, twenty)):
                 for n in (1, 3, 6):
                     cells[(seconds, n)] = interleaved(
                         baseline, graph, source, SIX[:n], args.scaling_runs, f"{seconds}s x{n}")
+        variant = None
+        if args.compare_settings:
+            graph.redeploy({**json.loads(args.settings), **json.loads(args.compare_settings)})
+            variant = interleaved(baseline, graph, five, TARGETS, args.runs, "5s x3 variant")
     finally:
         graph.close()
         baseline.sampler.stop()
         tmp_dir.cleanup()
     report(baseline, graph, main_case, warm, cells, idle)
+    if variant:
+        b, g, f = (statistics.median(variant[k]) for k in ("baseline", "graph", "first"))
+        print(f"\nwith {args.compare_settings}: baseline p50 {b:.2f} s, graph p50 {g:.2f} s (graph/baseline "
+              f"{g / b:.2f}, graph/floor {g / baseline.floor(len(TARGETS)):.2f}), first audio p50 {f:.2f} s "
+              f"(first/baseline {f / b:.2f})")
 
 
 def report(baseline: NaiveBaseline, graph: Graph, main_case: dict[str, list[float]], warm: list[float],

@@ -44,10 +44,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "lenbound": {"few_shot": "chat5", "length_ratio": 1.6},
     "dedupe": {"few_shot": "chat5", "drop_repeated_clauses": True},
     "guards5": {"few_shot": "chat5", "length_ratio": 1.6, "drop_repeated_clauses": True},
-    "guards5+rep": {
-        "few_shot": "chat5", "length_ratio": 1.6, "drop_repeated_clauses": True,
-        "repetition_penalty": 1.1,
-    },
+    "rep+norepeat": {"few_shot": "chat5", "repetition_penalty": 1.15, "no_repeat_ngram_size": 4},
     "after": {},  # GemmaBackend's defaults (what translator_options = {} gives)
 }
 

@@ -111,8 +111,10 @@ SHOTS: dict[str, tuple[str, ...]] = {
 
 FEW_SHOT_SETS: dict[str, int] = {"chat5": 5, "chat7": 7}
 """Named prompt variants: how many of SHOTS to show ("chat5" was the only one before)."""
-DEFAULT_FEW_SHOT = "chat7"
-DEFAULT_DECODING = DecodingOptions(length_ratio=1.6, drop_repeated_clauses=True)
+DEFAULT_FEW_SHOT = "chat5"
+DEFAULT_DECODING = DecodingOptions(
+    repetition_penalty=1.15, no_repeat_ngram_size=4, length_ratio=1.6, drop_repeated_clauses=True
+)
 """What bench/translator_quality.py measured best on its chat dev set; translator_options overrides."""
 
 

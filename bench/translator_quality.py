@@ -35,8 +35,9 @@ DEV_SET = Path(__file__).parent / "data" / "chat_dev_set.json"
 DIRECTIONS = (("fr", "en"), ("en", "fr"), ("en", "es"), ("en", "de"))
 SHOWCASE = "Je serai en retard ce soir, commence sans moi."
 
-# "before" is the decoding the service shipped with; "after" is the new default in the backend.
-CONFIGS: dict[str, dict[str, Any]] = {
+# Each configuration is a change from plain greedy decoding with every guard off; "before" is the
+# decoding the service shipped with, "after" (None) the backend's defaults (translator_options = {}).
+CONFIGS: dict[str, dict[str, Any] | None] = {
     "before": {"few_shot": "chat5"},
     "shots7": {"few_shot": "chat7"},
     "rep1.15": {"few_shot": "chat5", "repetition_penalty": 1.15},
@@ -45,7 +46,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "dedupe": {"few_shot": "chat5", "drop_repeated_clauses": True},
     "guards5": {"few_shot": "chat5", "length_ratio": 1.6, "drop_repeated_clauses": True},
     "rep+norepeat": {"few_shot": "chat5", "repetition_penalty": 1.15, "no_repeat_ngram_size": 4},
-    "after": {},  # GemmaBackend's defaults (what translator_options = {} gives)
+    "after": None,
 }
 
 
@@ -53,12 +54,14 @@ def load_rows() -> list[dict[str, str]]:
     return json.loads(DEV_SET.read_text(encoding="utf-8"))["rows"]
 
 
-def configure(backend: gemma.GemmaBackend, options: dict[str, Any]) -> None:
+def configure(backend: gemma.GemmaBackend, options: dict[str, Any] | None) -> None:
     """Swap decoding settings on one loaded model, so every configuration shares the weights."""
+    if options is None:
+        backend.few_shot, backend.decoding = gemma.DEFAULT_FEW_SHOT, gemma.DEFAULT_DECODING
+        return
     opts = dict(options)
-    backend.few_shot = opts.pop("few_shot", gemma.DEFAULT_FEW_SHOT)
-    defaults = gemma.DEFAULT_DECODING.model_dump()
-    backend.decoding = DecodingOptions.model_validate({**defaults, **opts})
+    backend.few_shot = opts.pop("few_shot")
+    backend.decoding = DecodingOptions.model_validate(opts)  # unset = off
 
 
 def translate_all(

@@ -45,6 +45,7 @@ from tests.fixtures.ray_cluster import RayCluster, free_port, wait_http_ready  #
 
 TARGETS = ["en", "es", "de"]
 OUTPUT = ROOT / "bench" / "last_run_zmq_vs_http.txt"
+OUTPUT_BATCHING_ONLY = ROOT / "bench" / "last_run_zmq_batching.txt"  # --skip-doors keeps the doors' file
 
 OPENINGS = ["Salut", "Coucou", "Bonjour", "Bonsoir", "Dis-moi", "Écoute", "Au fait", "Franchement"]
 NAMES = ["Marie", "Paul", "Léa", "Hugo", "Chloé", "Lucas", "Emma", "Louis", "Jade", "Nathan", "Inès", "Tom"]
@@ -254,7 +255,8 @@ def main() -> None:
                         help="comma-separated max_batch:wait_s:ct2_batch to compare on new texts, ZMQ only")
     parser.add_argument("--skip-doors", action="store_true", help="only the --batch-configs comparison")
     args = parser.parse_args()
-    with OUTPUT.open("w") as log, tempfile.TemporaryDirectory() as tmp:
+    output = OUTPUT_BATCHING_ONLY if args.skip_doors else OUTPUT
+    with output.open("w") as log, tempfile.TemporaryDirectory() as tmp:
         out = Tee(sys.stdout, log)
         print(f"{args.messages} distinct French messages per path, targets {TARGETS}, {args.rounds} rounds, "
               "ZMQ and HTTP batches alternating first; one graph (serve_config.local.yaml, fresh 2-CPU Ray head)",
@@ -290,7 +292,7 @@ def main() -> None:
                 batching_table(rows, out)
         finally:
             cluster.stop()
-    print(f"\n(written to {OUTPUT.relative_to(ROOT)})")
+    print(f"\n(written to {output.relative_to(ROOT)})")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 
 APT_PACKAGES := espeak-ng sox libsndfile1 redis-server chromium
 
-.PHONY: setup apt venv weights run test unit integration bench bench-zmq bench-cache lint clean
+.PHONY: setup apt venv weights run test unit integration bench bench-zmq bench-cache bench-translator lint clean
 
 setup: apt $(STAMP) weights
 
@@ -55,13 +55,16 @@ test: setup lint
 	$(PY) -m pytest -q tests
 
 bench: setup
-	$(PY) bench/voice_graph_vs_naive.py
+	set -o pipefail; $(PY) bench/voice_graph_vs_naive.py | tee bench/last_run_voice_graph.txt
 
 bench-zmq: setup
 	$(PY) bench/zmq_vs_http.py
 
 bench-cache: setup
 	$(PY) bench/cache_hit_vs_miss.py
+
+bench-translator: setup
+	set -o pipefail; $(PY) bench/translator_quality.py | tee bench/last_run_translator_quality.txt
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -14,6 +14,11 @@ latency of each language event, measured from the moment its message was sent. A
 the same texts again: answered from the translation cache, it shows what each door itself costs.
 
     .venv/bin/python bench/zmq_vs_http.py --messages 30 --rounds 3
+
+--batch-configs "8:0.02:8,24:0.1:24" then redeploys the same graph once per `max_batch:wait_s:ct2_batch`
+(translator_max_batch_size, translator_batch_wait_s, translator_options.max_batch_size) and sends
+--messages new texts over ZMQ in one burst per config: messages/s and p95 of the uncached model path
+under each batching setting, in the same run (the first config should be today's setting).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from tests.fixtures.ray_cluster import RayCluster, free_port, wait_http_ready  #
 
 TARGETS = ["en", "es", "de"]
 OUTPUT = ROOT / "bench" / "last_run_zmq_vs_http.txt"
+OUTPUT_BATCHING_ONLY = ROOT / "bench" / "last_run_zmq_batching.txt"  # --skip-doors keeps the doors' file
 
 OPENINGS = ["Salut", "Coucou", "Bonjour", "Bonsoir", "Dis-moi", "Écoute", "Au fait", "Franchement"]
 NAMES = ["Marie", "Paul", "Léa", "Hugo", "Chloé", "Lucas", "Emma", "Louis", "Jade", "Nathan", "Inès", "Tom"]
@@ -176,6 +182,30 @@ async def run(http_url: str, pull: int, pub: int, n: int, rounds: int, timeout_s
         report([zmq_stats, http_stats], out)
 
 
+async def zmq_only(pull: int, pub: int, texts: list[str], name: str, timeout_s: float) -> PathStats:
+    """One burst of new texts through ZMQ (a 2-message warm-up first, not counted)."""
+    gateway = await connected_client(pull, pub, timeout_s=120)
+    await zmq_batch(gateway, texts[:2], PathStats("warm"), timeout_s)
+    stats = PathStats(name)
+    await zmq_batch(gateway, texts[2:], stats, timeout_s)
+    gateway.close()
+    return stats
+
+
+def batching_table(rows: list[PathStats], out) -> None:
+    print("\n| ZMQ, new texts, 3 languages each: batching | messages/s | p50 s | p95 s | errors |", file=out)
+    print("|---|---|---|---|---|", file=out)
+    for p in rows:
+        lat = p.all_latencies()
+        rate = p.messages_ok / p.wall_s if p.wall_s else 0.0
+        print(f"| {p.name} | {rate:.2f} | {statistics.median(lat):.3f} | {pct(lat, .95):.3f} | {len(p.errors)} |",
+              file=out)
+    if len(rows) > 1 and rows[0].wall_s:
+        base = rows[0].messages_ok / rows[0].wall_s
+        for p in rows[1:]:
+            print(f"{p.name}: {p.messages_ok / p.wall_s / base:.2f}x the messages/s of {rows[0].name}", file=out)
+
+
 def report(paths: list[PathStats], out) -> None:
     print("\n| path | messages/s | p50 s (per language event) | p95 s | "
           + " | ".join(f"p50 {lang} | p95 {lang}" for lang in TARGETS) + " | errors |", file=out)
@@ -221,8 +251,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=30, help="messages per path (3 target languages each)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds the messages are split into")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for one batch")
+    parser.add_argument("--batch-configs", default="",
+                        help="comma-separated max_batch:wait_s:ct2_batch to compare on new texts, ZMQ only")
+    parser.add_argument("--skip-doors", action="store_true", help="only the --batch-configs comparison")
     args = parser.parse_args()
-    with OUTPUT.open("w") as log, tempfile.TemporaryDirectory() as tmp:
+    output = OUTPUT_BATCHING_ONLY if args.skip_doors else OUTPUT
+    with output.open("w") as log, tempfile.TemporaryDirectory() as tmp:
         out = Tee(sys.stdout, log)
         print(f"{args.messages} distinct French messages per path, targets {TARGETS}, {args.rounds} rounds, "
               "ZMQ and HTTP batches alternating first; one graph (serve_config.local.yaml, fresh 2-CPU Ray head)",
@@ -235,10 +269,30 @@ def main() -> None:
             cluster.wait_running()
             url = f"http://127.0.0.1:{port}"
             wait_http_ready(url)
-            asyncio.run(run(url, pull, pub, args.messages, args.rounds, args.timeout, out))
+            if not args.skip_doors:
+                asyncio.run(run(url, pull, pub, args.messages, args.rounds, args.timeout, out))
+            rows = []
+            fresh = sentences()[2 * args.messages + 4 :]  # never sent by the doors comparison
+            for i, spec in enumerate(c for c in args.batch_configs.split(",") if c.strip()):
+                size, wait, ct2 = spec.split(":")
+                options = {"intra_threads": 2, "max_batch_size": int(ct2)}
+                cluster.deploy(ROOT / "serve_config.local.yaml", Path(tmp), settings={
+                    "zmq_host": "127.0.0.1", "zmq_pull_port": pull, "zmq_pub_port": pub,
+                    "translator_max_batch_size": int(size), "translator_batch_wait_s": float(wait),
+                    "translator_options": options})
+                time.sleep(5)  # the redeploy replaces replicas; let the old ones go
+                cluster.wait_running()
+                n = args.messages + 2
+                texts = fresh[i * n : (i + 1) * n]
+                rows.append(asyncio.run(zmq_only(pull, pub, texts, f"batch {size}, wait {wait} s, ct2 {ct2}",
+                                                 args.timeout)))
+                print(f"batching {spec}: {rows[-1].messages_ok} messages in {rows[-1].wall_s:.2f} s", file=out,
+                      flush=True)
+            if rows:
+                batching_table(rows, out)
         finally:
             cluster.stop()
-    print(f"\n(written to {OUTPUT.relative_to(ROOT)})")
+    print(f"\n(written to {output.relative_to(ROOT)})")
 
 
 if __name__ == "__main__":

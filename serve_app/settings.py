@@ -126,6 +126,10 @@ class TtsSettings(RuntimeSettings):
     tts_backend_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per backend, e.g. {kokoro: {threads: 1, voice: jf_gongitsune}}."
     )
+    tts_concurrency: int = Field(
+        default=0, ge=0, description="Languages of one Pipeline replica synthesizing at once (0 = no limit): "
+        "on few cores, taking turns lets the first language's audio leave early instead of all late together.",
+    )
 
 
 class VoiceCloneSettings(RuntimeSettings):

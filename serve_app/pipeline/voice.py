@@ -9,6 +9,7 @@ it never cancels the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -239,6 +240,17 @@ class VoiceMessageOps:
         return await self._voice_language(text, "auto", iso, asyncio.create_task(_ready(reference)),
                                           self.settings.output_format)
 
+    def _tts_turn(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A slot under settings.tts_concurrency (made on first use, in the replica's event loop)."""
+        limit = self.settings.tts_concurrency
+        if limit <= 0:
+            return contextlib.nullcontext()
+        gate: asyncio.Semaphore | None = getattr(self, "_tts_gate", None)
+        if gate is None:
+            gate = asyncio.Semaphore(limit)
+            self._tts_gate = gate
+        return gate
+
     async def _voice_language(
         self,
         text: str,
@@ -256,7 +268,8 @@ class VoiceMessageOps:
             self.latency.record("translate", timings["translate"])
             stage = "tts_failed"
             t0 = time.perf_counter()
-            clip = await self.stages.synthesize(translated.translated_text, target)
+            async with self._tts_turn():
+                clip = await self.stages.synthesize(translated.translated_text, target)
             timings["tts"] = elapsed_ms(t0)
             self.latency.record("synthesize", timings["tts"])
             cloned = False

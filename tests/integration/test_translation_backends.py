@@ -16,6 +16,7 @@ import pytest
 from deployments.translation.backends import gemma
 from deployments.translation.backends.ctranslate2_nllb import CTranslate2NllbBackend
 from deployments.translation.backends.transformers_nllb import TransformersNllbBackend
+from deployments.translation.decoding import count_repeated_clauses, length_ratio
 from deployments.translation.translator import Translator
 from serve_app.domain.translation import TranslationRequest, TranslationResult
 from serve_app.errors import PrerequisiteError, UnsupportedLanguageError
@@ -187,6 +188,24 @@ def test_gemma_translates_to_several_targets_and_back(gemma_translator: Translat
     assert "krank" in de.translated_text.lower()
     en_fr = gemma_translator.translate("The train is cancelled, I'm taking the bus.", "en", "fr")
     assert "train" in en_fr.translated_text.lower() and "bus" in en_fr.translated_text.lower()
+
+
+def test_gemma_default_decoding_neither_loops_nor_repeats_a_clause(gemma_translator: Translator) -> None:
+    # In this mixed-pair batch, plain greedy decoding answered both in Spanish with "No, no, no, ..." up
+    # to the token limit; the default repetition penalty, n-gram block and length bound stop that.
+    texts = ["I'm sorry, I can't come to the wedding.", "I'm so sorry, I can't make it tonight."]
+    requests = [
+        TranslationRequest(text=t, source_language="en", target_language=lang)
+        for t in texts
+        for lang in ("es", "fr", "de")
+    ]
+    results = gemma_translator.translate_many(requests)
+    for req, res in zip(requests, results, strict=True):
+        assert isinstance(res, TranslationResult)
+        out = res.translated_text
+        assert out, req
+        assert count_repeated_clauses(out, req.text) == 0, out
+        assert length_ratio(out, req.text) <= 2.0, out  # the loop ran to 2.3x; German is often 1.6x
 
 
 def test_gemma_warm_start_is_fast() -> None:

@@ -74,3 +74,28 @@ async def test_text_translation_reports_per_language() -> None:
 def test_pcm_is_plain_float32() -> None:
     data = pcm_to_bytes(np.array([0.5, -0.5], np.float32))
     assert len(data) == 8 and list(pcm_from_bytes(data)) == [0.5, -0.5]
+
+
+class CountingStages(FakeStages):
+    """Records how many synthesize calls overlap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = self.peak = 0
+
+    async def synthesize(self, text: str, language: str) -> Any:
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            return await super().synthesize(text, language)
+        finally:
+            self.active -= 1
+
+
+@pytest.mark.parametrize(("limit", "peak"), [(0, 3), (1, 1), (2, 2)])
+async def test_tts_concurrency_lets_languages_take_turns(limit: int, peak: int) -> None:
+    stages = CountingStages()
+    pipe = VoicePipeline(stages, Settings(tts_concurrency=limit))
+    result = await pipe.run_voice(job(["en", "es", "de"]))
+    assert sorted(t.target_language for t in result.translations) == ["de", "en", "es"]
+    assert stages.peak == peak

@@ -19,6 +19,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from deployments.translation.decoding import (
+    DecodingOptions,
+    drop_repeated_clauses,
+    new_token_budget,
+)
 from deployments.translation.translator import BackendOutput, confidence_from_logprob
 from serve_app.errors import PrerequisiteError
 from serve_app.languages import SUPPORTED_LANGUAGES, language_name, normalize_language
@@ -33,8 +38,10 @@ MODEL_ID = "gemma-3-270m-q4_k_m (ctranslate2 int8)"
 _MARKER = "voice-translator.json"
 
 # A tiny parallel phrase set: few-shot examples are what makes a BASE model translate.
-# Greeting, request, long statement, question, thanks: the shapes of chat messages.
-# Tuned on fr->en/es/de and en->fr; five shots beat two (fewer copied source words).
+# Greeting, request, long statement, question, thanks: the shapes of chat messages; the last two
+# have two clauses each, so the model sees both halves of "X, Y" translated once each (without them
+# it tends to say the first clause twice and drop the second). bench/translator_quality.py measures
+# the sets against each other.
 SHOTS: dict[str, tuple[str, ...]] = {
     "en": (
         "Hello Paul, are you doing well?",
@@ -42,6 +49,8 @@ SHOTS: dict[str, tuple[str, ...]] = {
         "I can't come tomorrow because I have to work late.",
         "Where is the train station?",
         "Thank you very much for your help.",
+        "It's cold outside, put on a warm coat.",
+        "I'm stuck in traffic, I'll be there in ten minutes.",
     ),
     "fr": (
         "Bonjour Paul, tu vas bien ?",
@@ -49,6 +58,8 @@ SHOTS: dict[str, tuple[str, ...]] = {
         "Je ne peux pas venir demain parce que je dois travailler tard.",
         "Où est la gare ?",
         "Merci beaucoup pour ton aide.",
+        "Il fait froid dehors, mets un manteau chaud.",
+        "Je suis coincé dans les bouchons, j'arrive dans dix minutes.",
     ),
     "es": (
         "Hola Paul, ¿estás bien?",
@@ -56,6 +67,8 @@ SHOTS: dict[str, tuple[str, ...]] = {
         "No puedo ir mañana porque tengo que trabajar hasta tarde.",
         "¿Dónde está la estación de tren?",
         "Muchas gracias por tu ayuda.",
+        "Hace frío fuera, ponte un abrigo caliente.",
+        "Estoy atascado en el tráfico, llego en diez minutos.",
     ),
     "de": (
         "Hallo Paul, geht es dir gut?",
@@ -63,6 +76,8 @@ SHOTS: dict[str, tuple[str, ...]] = {
         "Ich kann morgen nicht kommen, weil ich lange arbeiten muss.",
         "Wo ist der Bahnhof?",
         "Vielen Dank für deine Hilfe.",
+        "Draußen ist es kalt, zieh einen warmen Mantel an.",
+        "Ich stehe im Stau, ich bin in zehn Minuten da.",
     ),
     "it": (
         "Ciao Paul, stai bene?",
@@ -70,6 +85,8 @@ SHOTS: dict[str, tuple[str, ...]] = {
         "Domani non posso venire perché devo lavorare fino a tardi.",
         "Dov'è la stazione ferroviaria?",
         "Grazie mille per il tuo aiuto.",
+        "Fuori fa freddo, mettiti un cappotto pesante.",
+        "Sono bloccato nel traffico, arrivo tra dieci minuti.",
     ),
     "pt": (
         "Olá Paul, você está bem?",
@@ -77,6 +94,8 @@ SHOTS: dict[str, tuple[str, ...]] = {
         "Não posso ir amanhã porque tenho que trabalhar até tarde.",
         "Onde fica a estação de trem?",
         "Muito obrigado pela sua ajuda.",
+        "Está frio lá fora, vista um casaco quente.",
+        "Estou preso no trânsito, chego em dez minutos.",
     ),
     "nl": (
         "Hallo Paul, gaat het goed met je?",
@@ -84,17 +103,29 @@ SHOTS: dict[str, tuple[str, ...]] = {
         "Ik kan morgen niet komen, want ik moet laat werken.",
         "Waar is het treinstation?",
         "Heel erg bedankt voor je hulp.",
+        "Het is koud buiten, trek een warme jas aan.",
+        "Ik sta in de file, ik ben er over tien minuten.",
     ),
 }
 
 
-def build_prefix(source: str, target: str) -> str:
+FEW_SHOT_SETS: dict[str, int] = {"chat5": 5, "chat7": 7}
+"""Named prompt variants: how many of SHOTS to show ("chat5" was the only one before)."""
+DEFAULT_FEW_SHOT = "chat5"
+DEFAULT_DECODING = DecodingOptions(
+    repetition_penalty=1.15, no_repeat_ngram_size=4, length_ratio=1.6, drop_repeated_clauses=True
+)
+"""What bench/translator_quality.py measured best on its chat dev set; translator_options overrides."""
+
+
+def build_prefix(source: str, target: str, few_shot: str = DEFAULT_FEW_SHOT) -> str:
     """The fixed part of the prompt for a language pair (cached by CTranslate2 as static)."""
     src, tgt = language_name(source), language_name(target)
     s, t = normalize_language(source), normalize_language(target)
     header = f"Translate from {src} to {tgt}.\n\n"
+    count = FEW_SHOT_SETS[few_shot]
     if s in SHOTS and t in SHOTS:
-        pairs = zip(SHOTS[s], SHOTS[t], strict=True)
+        pairs = zip(SHOTS[s][:count], SHOTS[t][:count], strict=True)
         examples = "".join(f"{src}: {a}\n{tgt}: {b}\n\n" for a, b in pairs)
         return header + examples
     return header
@@ -225,6 +256,8 @@ class GemmaBackend:
         max_new_tokens: int = 160,
         intra_threads: int = 0,
         model_id: str = MODEL_ID,
+        few_shot: str = DEFAULT_FEW_SHOT,
+        **decoding: object,
     ) -> None:
         try:
             import ctranslate2
@@ -233,6 +266,10 @@ class GemmaBackend:
             raise PrerequisiteError(
                 "the gemma backend needs 'ctranslate2' and 'tokenizers' installed"
             ) from exc
+        if few_shot not in FEW_SHOT_SETS:
+            raise ValueError(f"few_shot must be one of {sorted(FEW_SHOT_SETS)}, not {few_shot!r}")
+        self.few_shot = few_shot
+        self.decoding = DecodingOptions.model_validate({**DEFAULT_DECODING.model_dump(), **decoding})
         self.model_id = model_id
         self.max_batch_size = max_batch_size
         self.max_new_tokens = max_new_tokens
@@ -254,9 +291,9 @@ class GemmaBackend:
     def translate(self, texts: list[str], source: str, target: str) -> list[BackendOutput]:
         if not texts:
             return []
-        prefix = ["<bos>"] + self._tokens(build_prefix(source, target))
+        prefix = ["<bos>"] + self._tokens(build_prefix(source, target, self.few_shot))
         lines = [self._tokens(build_line(t, source, target)) for t in texts]
-        return self._generate(lines, static_prompt=prefix, longest_line=max(map(len, lines)))
+        return self._generate(lines, static_prompt=prefix, sources=texts)
 
     def translate_pairs(self, items: list[tuple[str, str, str]]) -> list[BackendOutput]:
         """Texts for *different* language pairs in one batch: one message to three languages is one
@@ -265,30 +302,35 @@ class GemmaBackend:
             return []
         lines = [self._tokens(build_line(text, src, tgt)) for text, src, tgt in items]
         prompts = [
-            ["<bos>"] + self._tokens(build_prefix(src, tgt)) + line
+            ["<bos>"] + self._tokens(build_prefix(src, tgt, self.few_shot)) + line
             for (_, src, tgt), line in zip(items, lines, strict=True)
         ]
-        return self._generate(prompts, static_prompt=None, longest_line=max(map(len, lines)))
+        return self._generate(prompts, static_prompt=None, sources=[t for t, _, _ in items])
 
     def _generate(
-        self, prompts: list[list[str]], static_prompt: list[str] | None, longest_line: int
+        self, prompts: list[list[str]], static_prompt: list[str] | None, sources: list[str]
     ) -> list[BackendOutput]:
-        # Allow long inputs their length in output tokens, plus headroom for wordier targets.
-        budget = min(self.max_new_tokens, longest_line * 2 + 16)
+        # One bound for the batch: the longest source's, so no text is cut short.
+        longest = max(len(self._tokens(text)) for text in sources)
+        options = self.decoding
         results = self._model.generate_batch(
             prompts,
             static_prompt=static_prompt,
             max_batch_size=self.max_batch_size,
-            max_length=budget,
+            max_length=new_token_budget(longest, options, self.max_new_tokens),
             sampling_topk=1,
+            repetition_penalty=options.repetition_penalty,
+            no_repeat_ngram_size=options.no_repeat_ngram_size,
             end_token=self._end_tokens,
             include_prompt_in_result=False,
             return_scores=True,
         )
         outputs = []
-        for result in results:
+        for source, result in zip(sources, results, strict=True):
             text = self._tokenizer.decode(result.sequences_ids[0], skip_special_tokens=True)
             text = text.split("\n", 1)[0].strip()
+            if options.drop_repeated_clauses:
+                text = drop_repeated_clauses(text, source)
             outputs.append(BackendOutput(text, confidence_from_logprob(result.scores[0])))
         return outputs
 

@@ -138,6 +138,9 @@ class GatewaySettings(BaseSettings):
         default=128 * 1024 * 1024, ge=1024, description="Hard cap per message; a larger one drops the connection."
     )
     zmq_bind_timeout_s: float = Field(default=60.0, gt=0, description="Keep retrying a busy port this long at start.")
+    zmq_drain_timeout_s: float = Field(
+        default=45.0, gt=0, description="On replica shutdown, requests in flight get this long before the ports go."
+    )
     audio_url_timeout_s: float = Field(default=15.0, gt=0)
     audio_path_roots: CommaList = Field(
         default_factory=list, description="Folders `audioPath` may read from; empty = audioPath is refused."

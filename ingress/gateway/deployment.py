@@ -30,7 +30,10 @@ class ZmqIngress:
     async def stats(self) -> dict[str, Any]:
         return self.server.stats()
 
-    def __del__(self) -> None:
+    async def __del__(self) -> None:
+        """Serve awaits this when it stops the replica (a redeploy, a scale-down): drain, so the ports
+        pass to the next replica without losing a message already taken (graceful_shutdown_timeout_s
+        in the serve configs must exceed zmq_drain_timeout_s)."""
         server = getattr(self, "server", None)
         if server is not None:
-            server.close()
+            await server.drain(server.settings.zmq_drain_timeout_s)

@@ -10,6 +10,12 @@ RATE_LIMITED), never with silence. Malformed input (bad JSON, random bytes, fram
 oversize or too deeply nested payloads) is answered where the request can be identified and
 logged; the loop keeps going. `check` fails if the loop task has died, so the deployment's health
 check can have Serve replace the replica.
+
+Port handover on a redeploy (the old replica drains while the new one starts, same ports): the old
+one releases PULL first, so the gateway's PUSH (which keeps connecting) queues what it sends next on
+its side, finishes and publishes what it had taken, then releases PUB (`drain`). The new one binds PUB
+first and PULL second, so it holds no port it cannot serve yet, and reads nothing before a subscriber's
+handshake (bounded wait): an answer published before the gateway's SUB has reconnected would be lost.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
 
 log = logging.getLogger(__name__)
+
+SUBSCRIBER_WAIT_S = 2.0  # how long a new door waits for the gateway's SUB before it reads requests anyway
 
 
 def peer_principal(frame: zmq.Frame) -> str:
@@ -63,6 +71,7 @@ class GatewayServer:
         self.pull: zmq.asyncio.Socket | None = None
         self.pub: zmq.asyncio.Socket | None = None
         self.loop_task: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
         self.side_tasks: set[asyncio.Task[None]] = set()  # busy and malformed-input answers: not counted
         self.pings: set[asyncio.Task[None]] = set()
@@ -86,8 +95,10 @@ class GatewayServer:
         for sock in (self.pull, self.pub):
             self.security.secure(sock)
             sock.setsockopt(zmq.IPV6, int(":" in s.zmq_host))
-        await self._bind(self.pull, s.zmq_pull_port)
+        watcher = self.pub.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self.side_tasks.add(asyncio.create_task(self._watch_subscribers(watcher), name="zmq-pub-monitor"))
         await self._bind(self.pub, s.zmq_pub_port)
+        await self._bind(self.pull, s.zmq_pull_port)
         self.loop_task = asyncio.create_task(self._receive_loop(), name="zmq-receive-loop")
         log.info("ZMQ ingress: PULL %s, PUB %s, %s, at most %d requests in flight",
                  tcp_address(s.zmq_host, s.zmq_pull_port), tcp_address(s.zmq_host, s.zmq_pub_port),
@@ -123,8 +134,20 @@ class GatewayServer:
         await self.pub.send_multipart([frame0, *binaries], copy=len(binaries) == 0)
         self.published += 1
 
+    async def _watch_subscribers(self, watcher: zmq.asyncio.Socket) -> None:
+        try:
+            await watcher.recv_multipart()  # the first completed handshake on PUB
+            await asyncio.sleep(0.05)  # its SUBSCRIBE follows the handshake on the same connection
+            self.subscribed.set()
+        finally:
+            watcher.close(linger=0)
+
     async def _receive_loop(self) -> None:
         assert self.pull is not None
+        try:
+            await asyncio.wait_for(self.subscribed.wait(), SUBSCRIBER_WAIT_S)
+        except TimeoutError:
+            pass  # no gateway yet: what it sends later waits in PULL's queue, its SUB subscribes meanwhile
         while True:
             try:
                 parts = await self.pull.recv_multipart(copy=False)
@@ -202,10 +225,29 @@ class GatewayServer:
             "pubPort": self.settings.zmq_pub_port,
         }
 
+    async def drain(self, timeout_s: float) -> None:
+        """Replica shutdown: hand the ports to the next replica without dropping what was taken."""
+        if self.loop_task is not None:
+            self.loop_task.cancel()
+        if self.pull is not None and not self.pull.closed:
+            while await self.pull.poll(timeout=0):  # already queued here: served, not dropped
+                parts = await self.pull.recv_multipart(copy=False)
+                self._dispatch([p.bytes for p in parts], peer_principal(parts[0]))
+            self.pull.close(linger=0)
+        pending = self.tasks | self.side_tasks | self.pings
+        pending = {t for t in pending if t.get_name() != "zmq-pub-monitor"}
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=timeout_s)
+            if late:
+                log.warning("ZMQ ingress shutting down with %d requests still in flight", len(late))
+        if self.pub is not None and not self.pub.closed:
+            self.pub.close(linger=int(timeout_s * 1000))  # flushes the last answers to the gateway
+        self.close()
+
     def close(self) -> None:
         if self.loop_task is not None:
             self.loop_task.cancel()
-        for task in list(self.tasks):
+        for task in [*self.tasks, *self.side_tasks]:
             task.cancel()
         if self.auth is not None:
             self.auth.stop()

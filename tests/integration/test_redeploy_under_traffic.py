@@ -35,7 +35,7 @@ TEXTS = ["Bonjour, comment allez-vous ?", "Merci beaucoup, à demain !", "On se 
          "Bonne nuit à tous.", "Je suis en retard, désolé."]
 SEND_EVERY_S = 0.5
 VOICE_EVERY = 12  # one voice message per 12 text rounds (~6 s)
-ANSWER_WAIT_S = 360
+ANSWER_WAIT_S = 240  # a voice message takes ~20-60 s on a busy 2-core box
 VOICE_DONE = {"audio_process_completed", "audio_process_error"}
 CHANGES: dict[str, dict[str, Any]] = {
     "Translator": {"max_ongoing_requests": 48},

@@ -245,9 +245,11 @@ class GatewayServer:
         self.close()
 
     def close(self) -> None:
+        for side in list(self.side_tasks):  # busy/malformed answers and the PUB monitor
+            side.cancel()
         if self.loop_task is not None:
             self.loop_task.cancel()
-        for task in [*self.tasks, *self.side_tasks]:
+        for task in list(self.tasks):
             task.cancel()
         if self.auth is not None:
             self.auth.stop()

@@ -20,7 +20,7 @@ import yaml
 
 from tests.fixtures.ray_cluster import ROOT, RayCluster, free_port, wait_http_ready
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
 BURST_CLIENTS = 12  # > 2 replicas x target_ongoing_requests: the policy asks for the maximum
 FAST_AUTOSCALING = {"upscale_delay_s": 2, "downscale_delay_s": 10, "look_back_period_s": 4, "metrics_interval_s": 1}

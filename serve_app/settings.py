@@ -204,7 +204,8 @@ class GatewaySettings(BaseSettings):
         "fails with errorCode job_timeout."
     )
     zmq_drain_timeout_s: float = Field(
-        default=20.0, ge=0, description="On shutdown, in-flight ZMQ requests get this long to finish; the "
+        default=45.0, ge=0, description="On shutdown, in-flight ZMQ requests get this long to finish (a voice "
+        "message takes ~20 s on 2 cores); the "
         "rest are answered with an error event. Keep under graceful_shutdown_timeout_s."
     )
     zmq_allowed_peers: CommaList = Field(

@@ -9,8 +9,14 @@ request over the budget is answered at once with its type's error event (`errorC
 RATE_LIMITED), never with silence. Malformed input (bad JSON, random bytes, frames out of range,
 oversize or too deeply nested payloads) is answered where the request can be identified and
 logged; the loop keeps going. `check` fails if the loop task has died, so the deployment's health
-check can have Serve replace the replica. `shutdown` is the graceful end: stop pulling, free the PULL
-port at once, give the requests in flight a bounded time, answer the rest with an error event, close.
+check can have Serve replace the replica.
+
+Port handover on a redeploy (the old replica drains while the new one starts, same ports): the old
+one releases PULL first, so the gateway's PUSH (which keeps connecting) queues what it sends next on
+its side, serves what it had already taken, gives the requests in flight a bounded time, answers the rest
+with an error event, then releases PUB (`shutdown`). The new one binds PUB
+first and PULL second, so it holds no port it cannot serve yet, and reads nothing before a subscriber's
+handshake (bounded wait): an answer published before the gateway's SUB has reconnected would be lost.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.settings import Settings
 
 log = logging.getLogger(__name__)
+
+SUBSCRIBER_WAIT_S = 2.0  # how long a new door waits for the gateway's SUB before it reads requests anyway
 
 
 def peer_principal(frame: zmq.Frame) -> str:
@@ -65,6 +73,7 @@ class GatewayServer:
         self.pull: zmq.asyncio.Socket | None = None
         self.pub: zmq.asyncio.Socket | None = None
         self.loop_task: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
         self.requests: dict[asyncio.Task[None], dict[str, Any]] = {}  # each request task's frame 0, to answer it
         self.side_tasks: set[asyncio.Task[None]] = set()  # busy and malformed-input answers: not counted
@@ -90,8 +99,10 @@ class GatewayServer:
         for sock in (self.pull, self.pub):
             self.security.secure(sock)
             sock.setsockopt(zmq.IPV6, int(":" in s.zmq_host))
-        await self._bind(self.pull, s.zmq_pull_port)
+        watcher = self.pub.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self.side_tasks.add(asyncio.create_task(self._watch_subscribers(watcher), name="zmq-pub-monitor"))
         await self._bind(self.pub, s.zmq_pub_port)
+        await self._bind(self.pull, s.zmq_pull_port)
         self.loop_task = asyncio.create_task(self._receive_loop(), name="zmq-receive-loop")
         await self.router.start(self.publish)
         log.info("ZMQ ingress: PULL %s, PUB %s, %s, at most %d requests in flight",
@@ -129,8 +140,20 @@ class GatewayServer:
         self.published += 1
         ZMQ_PUBLISHED.inc(type=event.type)
 
+    async def _watch_subscribers(self, watcher: zmq.asyncio.Socket) -> None:
+        try:
+            await watcher.recv_multipart()  # the first completed handshake on PUB
+            await asyncio.sleep(0.05)  # its SUBSCRIBE follows the handshake on the same connection
+            self.subscribed.set()
+        finally:
+            watcher.close(linger=0)
+
     async def _receive_loop(self) -> None:
         assert self.pull is not None
+        try:
+            await asyncio.wait_for(self.subscribed.wait(), SUBSCRIBER_WAIT_S)
+        except TimeoutError:
+            pass  # no gateway yet: what it sends later waits in PULL's queue, its SUB subscribes meanwhile
         while True:
             try:
                 parts = await self.pull.recv_multipart(copy=False)
@@ -226,10 +249,14 @@ class GatewayServer:
         if self.loop_task is not None:
             self.loop_task.cancel()
             await asyncio.gather(self.loop_task, return_exceptions=True)
-        if self.pull is not None:
+        if self.pull is not None and not self.pull.closed:
+            while await self.pull.poll(timeout=0):  # already queued here: served, not dropped
+                parts = await self.pull.recv_multipart(copy=False)
+                self._dispatch([p.bytes for p in parts], peer_principal(parts[0]))
             self.pull.close(linger=0)
         jobs = set(self.router.jobs.tasks.values())
-        running = self.tasks | jobs
+        side = {t for t in self.side_tasks | self.pings if t.get_name() != "zmq-pub-monitor"}
+        running = self.tasks | jobs | side
         if running:
             log.info("ZMQ ingress shutting down: draining %d requests and jobs for up to %.0f s", len(running), drain_s)
             await asyncio.wait(running, timeout=drain_s)
@@ -246,8 +273,8 @@ class GatewayServer:
         if late:
             log.warning("ZMQ ingress shutdown: %d requests did not finish in %.0f s and were answered with an "
                         "error", len(late), drain_s)
-        if self.pub is not None:
-            self.pub.close(linger=1000)  # closing the context below waits (bounded) for these last events
+        if self.pub is not None and not self.pub.closed:
+            self.pub.close(linger=int(max(drain_s, 1.0) * 1000))  # flushes the last answers to the gateway
         self.close()
 
     def _unanswered(self, raw: dict[str, Any]) -> dict[str, Any]:
@@ -258,6 +285,8 @@ class GatewayServer:
         return raw
 
     def close(self) -> None:
+        for side in list(self.side_tasks):  # busy/malformed answers and the PUB monitor
+            side.cancel()
         if self.loop_task is not None:
             self.loop_task.cancel()
         for task in list(self.tasks):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +94,27 @@ def exclusive_cluster(ray_cluster: RayCluster, _local_graph_state: dict[str, Loc
     graph = _local_graph_state.get("graph")
     if graph is not None:
         graph.deploy()
+
+
+@pytest.fixture
+def replaced_cluster(
+    ray_cluster: RayCluster, _local_graph_state: dict[str, LocalGraph]
+) -> Iterator[Callable[[RayCluster], RayCluster]]:
+    """For a test that needs a cluster of another shape (e.g. two nodes): only one Ray cluster may run
+    on this machine, so the session's head is stopped while the test's own runs, then started again
+    (and the shared local graph re-deployed on it if it had been)."""
+    own: list[RayCluster] = []
+
+    def start(cluster: RayCluster) -> RayCluster:
+        ray_cluster.stop()
+        own.append(cluster)
+        return cluster.start()
+
+    yield start
+    for cluster in own:
+        cluster.stop()
+    if own:
+        ray_cluster.start()
+        graph = _local_graph_state.get("graph")
+        if graph is not None:
+            graph.deploy()

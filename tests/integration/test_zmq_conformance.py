@@ -29,7 +29,7 @@ import pytest
 from serve_app.audio import decode_audio
 from serve_app.settings import Settings
 from tests.fixtures import gateway_shapes as shapes
-from tests.fixtures.gateway_client import Event, GatewayClient, connected_client, new_id
+from tests.fixtures.gateway_client import Event, GatewayClient, audio_request, connected_client, new_id
 from tests.fixtures.speech import FRENCH_5S, convert, espeak_wav
 from tests.integration.local_graph import LocalGraph
 
@@ -98,18 +98,6 @@ def whisper():
     from deployments.transcription.transcriber import Transcriber
 
     return Transcriber(cache_dir=Settings().cache_dir, beam_size=5)
-
-
-def audio_request(audio: bytes, targets: list[str], **extra: Any) -> dict[str, Any]:
-    """An audio_process as the gateway sends it today: no taskId, binary frame 1 = the audio."""
-    return {
-        "type": "audio_process", "messageId": new_id("m"), "attachmentId": new_id("a"), "conversationId": "c1",
-        "senderId": "u-sender", "audioUrl": "", "audioMimeType": "audio/mp4",
-        "binaryFrames": {"audio": 1, "audioMimeType": "audio/mp4", "audioSize": len(audio)},
-        "audioDurationMs": 5200, "userLanguage": "fr", "targetLanguages": targets, "generateVoiceClone": True,
-        "modelType": "premium", "useOriginalVoice": True, "voiceCloneParams": {},
-        "timestamp": int(time.time() * 1000), **extra,
-    }
 
 
 async def voice_message(local_graph: LocalGraph, body: dict[str, Any], *binaries: bytes) -> list[Event]:

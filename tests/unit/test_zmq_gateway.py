@@ -740,3 +740,28 @@ async def test_check_fails_before_start() -> None:
             gw.check()
     finally:
         gw.close()
+
+
+async def test_drain_hands_the_ports_to_a_new_door_without_losing_an_answer(
+    server: GatewayServer, gateway: GatewayClient
+) -> None:
+    """A redeploy's handover, on one gateway client that never reconnects by hand: the old door answers
+    what it had taken, the message sent while it drains is served by the new door on the same ports."""
+    await gateway.send(audio_process(["en", "es"]), AUDIO)
+    await asyncio.sleep(0.2)  # taken: in flight in the old door
+    drain = asyncio.create_task(server.shutdown(10))
+    await asyncio.sleep(0.05)
+    task = new_id()
+    await gateway.send(translation(task, ["en"]))  # the old door has let go of PULL: queued, then delivered
+    successor = GatewayServer(server.router, server.settings)  # the next replica (same pipeline behind it)
+    try:
+        await successor.start()  # binds once the old door has released the ports
+        await drain
+        done = await gateway.wait_for(lambda e: e.get("messageId") == "m1" and e.type.startswith("audio_process_"), 10)
+        assert done.type == "audio_process_completed", done.body
+        answer = await gateway.wait_for(lambda e: e.get("taskId") == task, 10)
+        assert answer.type == "translation_completed", answer.body
+        assert server.pull is not None and server.pull.closed and successor.loop_task is not None
+        assert not successor.loop_task.done()
+    finally:
+        successor.close()

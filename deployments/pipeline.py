@@ -13,7 +13,7 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from serve_app.domain.transcription import Transcription
+from serve_app.domain.transcription import TranscribeOptions, Transcription
 from serve_app.domain.translation import TranslationResult
 from serve_app.domain.voice import ConvertedClip, SpeechClip
 from serve_app.errors import as_service_error
@@ -35,8 +35,10 @@ class HandleStages:
     ) -> None:
         self.handles = dict(zip(STAGE_NAMES, (transcriber, translator, synthesizer, cloner), strict=True))
 
-    async def transcribe(self, pcm: bytes, language: str | None) -> Transcription:
-        return await self.handles["transcriber"].transcribe.remote(pcm, language)
+    async def transcribe(
+        self, pcm: bytes, language: str | None, options: TranscribeOptions | None = None
+    ) -> Transcription:
+        return await self.handles["transcriber"].transcribe.remote(pcm, language, options)
 
     async def translate(self, text: str, source: str, target: str) -> TranslationResult:
         return await self.handles["translator"].translate.remote(text, source, target)

@@ -19,12 +19,20 @@ from serve_app.errors import (
     PayloadTooLargeError,
 )
 
-MIME_TYPES = {"mp3": "audio/mpeg", "ogg": "audio/ogg", "wav": "audio/wav"}
-_ENCODERS = {  # format -> (container format, codec, sample format, preferred rate)
-    "mp3": ("mp3", "libmp3lame", "s16p", None),
-    "ogg": ("ogg", "libopus", "s16", 48_000),
-    "wav": ("wav", "pcm_s16le", "s16", None),
+MIME_TYPES = {
+    "mp3": "audio/mpeg", "ogg": "audio/ogg", "wav": "audio/wav",
+    "opus": "audio/ogg", "aac": "audio/aac", "flac": "audio/flac", "pcm": "audio/pcm",
 }
+_ENCODERS = {  # format -> (container format, codec, sample format, preferred rate, frame size, bit rate)
+    "mp3": ("mp3", "libmp3lame", "s16p", None, 1152, 64_000),
+    "ogg": ("ogg", "libopus", "s16", 48_000, 960, 32_000),
+    "opus": ("ogg", "libopus", "s16", 48_000, 960, 32_000),  # OpenAI's name for ogg/opus
+    "wav": ("wav", "pcm_s16le", "s16", None, 4096, None),
+    "aac": ("adts", "aac", "fltp", None, 1024, 64_000),  # ADTS: a raw AAC stream that plays concatenated
+    "flac": ("flac", "flac", "s16", None, 4096, None),
+}
+PCM_RATE = 24_000  # `pcm`: raw 16-bit little-endian mono at 24 kHz, as OpenAI's speech API sends it
+ENCODED_FORMATS = frozenset(_ENCODERS) | {"pcm"}
 
 
 @dataclass(frozen=True)
@@ -101,26 +109,30 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return soxr.resample(samples.astype(np.float32, copy=False), rate_in, rate_out).astype(np.float32)
 
 
-def encode_audio(samples: np.ndarray, sample_rate: int, fmt: str = "mp3") -> bytes:
-    """Encode mono float32 to mp3, ogg/opus or wav bytes."""
+def encode_audio(samples: np.ndarray, sample_rate: int, fmt: str = "mp3", chunk: bool = False) -> bytes:
+    """Encode mono float32 to mp3, ogg/opus, wav, aac (ADTS), flac, or raw `pcm` (s16le, 24 kHz).
+
+    `chunk`: one piece of a stream that is played back to back, so mp3 gets no ID3 tag or Xing/LAME
+    frame (those would sit mid-stream once pieces are concatenated)."""
+    if fmt == "pcm":
+        pcm = resample(np.asarray(samples, dtype=np.float32), sample_rate, PCM_RATE)
+        return (np.clip(pcm, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
     if fmt not in _ENCODERS:
-        raise InvalidRequestError(f"unknown output format {fmt!r}; use one of {sorted(_ENCODERS)}")
-    container_fmt, codec, sample_fmt, preferred_rate = _ENCODERS[fmt]
+        raise InvalidRequestError(f"unknown output format {fmt!r}; use one of {sorted(ENCODED_FORMATS)}")
+    container_fmt, codec, sample_fmt, preferred_rate, frame_size, bit_rate = _ENCODERS[fmt]
     rate = preferred_rate or sample_rate
-    if fmt == "mp3" and rate not in (16_000, 22_050, 24_000, 32_000, 44_100, 48_000):
+    if fmt in ("mp3", "aac") and rate not in (16_000, 22_050, 24_000, 32_000, 44_100, 48_000):
         rate = 24_000
-    pcm = resample(np.asarray(samples, dtype=np.float32), sample_rate, rate)
-    pcm16 = (np.clip(pcm, -1.0, 1.0) * 32767.0).astype(np.int16)
+    pcm = np.clip(resample(np.asarray(samples, dtype=np.float32), sample_rate, rate), -1.0, 1.0)
+    block_data = pcm.astype(np.float32) if sample_fmt == "fltp" else (pcm * 32767.0).astype(np.int16)
     buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=container_fmt) as container:
+    options = {"id3v2_version": "0", "write_xing": "0"} if chunk and fmt == "mp3" else {}
+    with av.open(buffer, mode="w", format=container_fmt, options=options) as container:
         stream = container.add_stream(codec, rate=rate, layout="mono")
-        if fmt == "mp3":
-            stream.bit_rate = 64_000
-        elif fmt == "ogg":
-            stream.bit_rate = 32_000
-        frame_size = 960 if fmt == "ogg" else 1152 if fmt == "mp3" else 4096
-        for start in range(0, len(pcm16), frame_size):
-            block = pcm16[start : start + frame_size]
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        for start in range(0, len(block_data), frame_size):
+            block = block_data[start : start + frame_size]
             frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format=sample_fmt, layout="mono")
             frame.sample_rate = rate
             for packet in stream.encode(frame):
@@ -128,6 +140,38 @@ def encode_audio(samples: np.ndarray, sample_rate: int, fmt: str = "mp3") -> byt
         for packet in stream.encode(None):
             container.mux(packet)
     return buffer.getvalue()
+
+
+def change_tempo(samples: np.ndarray, sample_rate: int, speed: float) -> np.ndarray:
+    """Speak faster or slower without changing pitch (FFmpeg's `atempo`, chained: each link takes 0.5-2)."""
+    if abs(speed - 1.0) < 1e-3 or samples.size == 0:
+        return samples.astype(np.float32, copy=False)
+    factors: list[float] = []
+    rest = speed
+    while rest > 2.0:
+        factors.append(2.0)
+        rest /= 2.0
+    while rest < 0.5:
+        factors.append(0.5)
+        rest /= 0.5
+    factors.append(rest)
+    graph = av.filter.Graph()
+    nodes = [graph.add_abuffer(format="flt", sample_rate=sample_rate, layout="mono", time_base=f"1/{sample_rate}")]
+    nodes += [graph.add("atempo", f"{factor:.6f}") for factor in factors]
+    nodes.append(graph.add("abuffersink"))
+    graph.link_nodes(*nodes).configure()
+    frame = av.AudioFrame.from_ndarray(samples.astype(np.float32).reshape(1, -1), format="flt", layout="mono")
+    frame.sample_rate = sample_rate
+    frame.pts = 0
+    graph.push(frame)
+    graph.push(None)
+    out: list[np.ndarray] = []
+    while True:
+        try:
+            out.append(graph.pull().to_ndarray().reshape(-1))
+        except (av.BlockingIOError, av.EOFError):
+            break
+    return np.concatenate(out).astype(np.float32) if out else samples.astype(np.float32)
 
 
 def duration_ms(samples: np.ndarray, sample_rate: int) -> int:

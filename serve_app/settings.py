@@ -145,6 +145,20 @@ class GatewaySettings(BaseSettings):
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_attempts: int = Field(default=3, ge=1, le=10)
     max_jobs: int = Field(default=1000, ge=1, description="Async voice jobs remembered for status queries.")
+    job_record_ttl_s: int = Field(
+        default=7 * 86400, ge=1, description="How long a finished async job's record (status) is kept in the job store."
+    )
+    job_result_ttl_s: int = Field(
+        default=86400, ge=1, description="How long a finished job's result (its audio) is kept, stored apart."
+    )
+    job_lease_s: float = Field(
+        default=30.0, gt=0, description="A running job's lease, renewed every third of it by its replica; a job "
+        "whose lease ran out (its replica died) is reported failed with errorCode job_interrupted.",
+    )
+    job_store_dir: Path | None = Field(
+        default=None, description="File job store folder when neither REDIS_URL nor MONGODB_URL is set "
+        "(default cache_dir/voice_jobs).",
+    )
     zmq_allowed_peers: CommaList = Field(
         default_factory=list,
         description="CIDRs whose ZMQ connections are accepted (ZAP, NULL mechanism); empty = loopback binds only.",

@@ -9,7 +9,7 @@ from ray import serve
 
 from deployments.transcription.transcriber import Transcriber
 from serve_app.audio import pcm_from_bytes
-from serve_app.domain.transcription import Transcription
+from serve_app.domain.transcription import TranscribeOptions, Transcription
 from serve_app.settings import WhisperSettings, replica_settings, resolve_device
 
 
@@ -27,8 +27,10 @@ class TranscriberDeployment:
             cpu_threads=settings.whisper_cpu_threads,
         )
 
-    async def transcribe(self, pcm: bytes, language: str | None = None) -> Transcription:
-        return await asyncio.to_thread(self.transcriber.transcribe, pcm_from_bytes(pcm), language)
+    async def transcribe(
+        self, pcm: bytes, language: str | None = None, options: TranscribeOptions | None = None
+    ) -> Transcription:
+        return await asyncio.to_thread(self.transcriber.transcribe, pcm_from_bytes(pcm), language, options)
 
     async def describe(self) -> dict[str, Any]:
         return {"model": self.transcriber.model_name, "multilingual": self.transcriber.multilingual}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serve_app.domain.transcription import Segment, Transcription
+from serve_app.domain.transcription import Segment, TranscribeOptions, Transcription, Word
 from serve_app.errors import InvalidRequestError, PrerequisiteError, TranscriptionError, logged_failure
 from serve_app.weights import whisper_base_dir
 
@@ -71,13 +71,22 @@ class Transcriber:
         self.vad = vad
         self.multilingual = bool(self.model.model.is_multilingual)
 
-    def transcribe(self, samples: np.ndarray, language: str | None = None) -> Transcription:
-        """Transcribe 16 kHz mono float32 audio; `language=None` detects it."""
+    def transcribe(
+        self, samples: np.ndarray, language: str | None = None, options: TranscribeOptions | None = None
+    ) -> Transcription:
+        """Transcribe 16 kHz mono float32 audio; `language=None` detects it. `options` (the OpenAI
+        routes' prompt, temperature, word timestamps) leave the defaults alone when absent."""
         if samples.size == 0:
             raise InvalidRequestError("cannot transcribe empty audio")
         if language and not self.multilingual and language != "en":
             raise TranscriptionError(f"model {self.model_name} is English-only; cannot transcribe {language!r}")
         started = time.perf_counter()
+        options = options or TranscribeOptions()
+        tuning: dict[str, object] = {"word_timestamps": options.word_timestamps}
+        if options.prompt:
+            tuning["initial_prompt"] = options.prompt
+        if options.temperature is not None:
+            tuning["temperature"] = options.temperature
         try:
             segments_iter, info = self.model.transcribe(
                 samples.astype(np.float32, copy=False),
@@ -85,6 +94,7 @@ class Transcriber:
                 beam_size=self.beam_size,
                 vad_filter=self.vad,
                 condition_on_previous_text=False,
+                **tuning,
             )
             raw_segments = list(segments_iter)
         except Exception as exc:
@@ -99,6 +109,13 @@ class Transcriber:
             for s in raw_segments
             if s.text.strip()
         ]
+        words = None
+        if options.word_timestamps:
+            words = [
+                Word(word=w.word.strip(), startMs=int(w.start * 1000), endMs=int(w.end * 1000),
+                     probability=round(min(1.0, max(0.0, float(w.probability))), 4))
+                for s in raw_segments for w in (s.words or []) if w.word.strip()
+            ]
         text = " ".join(s.text for s in segments).strip()
         total_ms = sum(max(1, s.endMs - s.startMs) for s in segments)
         confidence = (
@@ -114,6 +131,7 @@ class Transcriber:
             segments=segments,
             model=self.model_name,
             languageProbability=round(float(info.language_probability), 4),
+            words=words,
         )
 
     def detect_language(self, samples: np.ndarray) -> tuple[str, float]:

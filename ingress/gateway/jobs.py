@@ -1,9 +1,12 @@
 """Async voice jobs (`voice_translate_async`): status, progress, cancel, history, and webhooks.
 
-Jobs live in the ZMQ ingress replica, bounded to the most recent `max_jobs`: the gateway polls a
-job while it runs and receives its final event on PUB, so the record only has to outlive the job
-by a little. A webhook, when given, is POSTed the final event, signed (Standard Webhooks), through the
-outbound guard, with bounded retries.
+Job records live in the job store (`serve_app.stores.job_store`: Redis, MongoDB or files), results
+apart with their own TTL, so status answers from any replica and after a restart, and no replica
+keeps a finished job's audio. The replica running a job holds its task and renews its lease; a job
+whose lease runs out (its replica died) is claimed by another and reported failed
+(`job_interrupted`) like any failed job: the final event on PUB and the webhook. A webhook, when
+given, is POSTed the final event, signed (Standard Webhooks), through the outbound guard, with
+bounded retries.
 
 A job started for a user belongs to that user: status and cancel must name the same `userId`, and
 anyone else is told the job does not exist (the same NOT_FOUND as an unknown id, so a guessed job
@@ -18,15 +21,13 @@ import json
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import httpx
-from pydantic import BaseModel, Field
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
-from serve_app.errors import NotFoundError
+from serve_app.errors import NotFoundError, ServiceError
 from serve_app.security.outbound import (
     OutboundFailedError,
     OutboundRefusedError,
@@ -35,79 +36,142 @@ from serve_app.security.outbound import (
     vet_url,
 )
 from serve_app.settings import GatewaySettings
+from serve_app.stores.job_store import JobRecord, JobStore
 
 log = logging.getLogger(__name__)
 
-JobStatus = Literal["pending", "processing", "completed", "failed", "cancelled"]
-
-
-class VoiceJobRecord(BaseModel):
-    jobId: str
-    taskId: str
-    userId: str | None = None
-    status: JobStatus = "pending"
-    progress: int = 0
-    currentStep: str = "queued"
-    createdAt: float = Field(default_factory=time.time)
-    updatedAt: float = Field(default_factory=time.time)
-    startedAt: float | None = None
-    completedAt: float | None = None
-    targetLanguages: list[str] = Field(default_factory=list)
-    result: dict[str, Any] | None = None
-    error: str | None = None
-    errorCode: str | None = None
-
+VoiceJobRecord = JobRecord  # the record as stored (serve_app.stores.job_store)
 
 
 class JobRegistry:
-    def __init__(self, max_jobs: int) -> None:
-        self.max_jobs = max_jobs
-        self.jobs: OrderedDict[str, VoiceJobRecord] = OrderedDict()
+    """This replica's side of the job store: the jobs it runs (their tasks and latest records, kept
+    only while they run) and their leases. Everything a status query reads comes from the store."""
+
+    def __init__(self, store: JobStore, lease_s: float, instance_id: str | None = None) -> None:
+        self.store = store
+        self.lease_s = lease_s
+        self.instance_id = instance_id or f"zmq-{uuid.uuid4().hex[:16]}"
         self.tasks: dict[str, asyncio.Task[Any]] = {}
+        self.running: dict[str, JobRecord] = {}
+        # Finished here but not yet saved (the store failed): saved again, and kept leased, until it takes
+        # them, so a job that already had its final event is never reported interrupted as well.
+        self.unsaved: dict[str, JobRecord] = {}
+        self.stopping = False  # the replica is closing: its jobs stay running in the store, for the lease to expire
 
-    def create(self, task_id: str, user_id: str | None, targets: list[str]) -> VoiceJobRecord:
-        job = VoiceJobRecord(jobId=f"vjob_{uuid.uuid4().hex[:16]}", taskId=task_id, userId=user_id,
-                             targetLanguages=targets)
-        self.jobs[job.jobId] = job
-        if len(self.jobs) > self.max_jobs:  # forget the oldest finished jobs; running ones are kept
-            finished = [j for j, r in self.jobs.items() if r.status not in ("pending", "processing")]
-            for old_id in finished[: len(self.jobs) - self.max_jobs]:
-                self.jobs.pop(old_id)
-        return job
+    async def start(self) -> None:
+        """A store that does not answer now is logged, not fatal: job requests get its 503 until it does."""
+        try:
+            await self.store.start()
+        except ServiceError as exc:
+            log.error("job store (%s) unavailable at start: %s", self.store.backend, exc.message)
 
-    def get(self, job_id: str, user_id: str | None = None) -> VoiceJobRecord:
-        job = self.jobs.get(job_id)
+    async def create(self, task_id: str, user_id: str | None, targets: list[str], webhook_url: str | None,
+                     callback_metadata: dict[str, Any] | None) -> tuple[JobRecord, bool]:
+        """The new job, or the one already submitted with this taskId by this user: (job, created)."""
+        job = JobRecord(jobId=f"vjob_{uuid.uuid4().hex[:16]}", taskId=task_id, userId=user_id,
+                        targetLanguages=targets, webhookUrl=webhook_url, callbackMetadata=callback_metadata,
+                        owner=self.instance_id, leaseUntil=time.time() + self.lease_s)
+        stored, created = await self.store.create(job)
+        if created:
+            self.running[job.jobId] = job
+        return stored, created
+
+    async def get(self, job_id: str, user_id: str | None = None) -> JobRecord:
+        """From the store (any replica's job); someone else's job is as unknown as a missing one."""
+        try:
+            job = await self.store.get(job_id)
+        except ServiceError:
+            job = self.running.get(job_id)
+            if job is None:
+                raise
         if job is None or (job.userId is not None and job.userId != user_id):
             raise NotFoundError(f"no voice job {job_id!r} (unknown, or finished long ago)")
         return job
 
-    def update(self, job: VoiceJobRecord, **changes: Any) -> None:
-        for key, value in changes.items():
-            setattr(job, key, value)
-        job.updatedAt = time.time()
-        if job.status != "pending" and job.startedAt is None:
-            job.startedAt = job.updatedAt
-        if job.status in ("completed", "failed", "cancelled") and job.completedAt is None:
-            job.completedAt = job.updatedAt
+    async def result(self, job: JobRecord) -> dict[str, Any] | None:
+        return await self.store.get_result(job.jobId) if job.hasResult else None
 
-    def attach(self, job: VoiceJobRecord, task: asyncio.Task[Any]) -> None:
+    async def update(self, job: JobRecord, **changes: Any) -> bool:
+        """Apply and save; False when the job is no longer this replica's (another replica reported it
+        interrupted): its runner stops without a second final event. A store that fails here is logged
+        and the job goes on as ours (a final state is saved again later, `renew_leases`)."""
+        job.apply(**changes)
+        if not job.running:
+            self.running.pop(job.jobId, None)
+        try:
+            owned = await self.store.save(job)
+        except ServiceError as exc:
+            log.warning("job %s: state %s not saved: %s", job.jobId, job.status, exc.message)
+            if not job.running:
+                self.unsaved[job.jobId] = job
+            return True
+        self.unsaved.pop(job.jobId, None)
+        if not owned:
+            log.warning("job %s is no longer this replica's (it was reported interrupted); dropping it", job.jobId)
+            self.running.pop(job.jobId, None)
+        return owned
+
+    async def finish(self, job: JobRecord, result: dict[str, Any]) -> bool:
+        """Completed: the result goes to the store apart from the record (no replica keeps it)."""
+        stored = False
+        try:
+            await self.store.put_result(job.jobId, result)
+            stored = True
+        except ServiceError as exc:
+            log.error("job %s: result not stored: %s", job.jobId, exc.message)
+        return await self.update(job, status="completed", progress=100, currentStep="completed", hasResult=stored)
+
+    def attach(self, job: JobRecord, task: asyncio.Task[Any]) -> None:
         self.tasks[job.jobId] = task
-        task.add_done_callback(lambda _: self.tasks.pop(job.jobId, None))
 
-    def cancel(self, job_id: str, user_id: str | None = None) -> VoiceJobRecord:
-        job = self.get(job_id, user_id)
+        def done(_: asyncio.Task[Any]) -> None:
+            self.tasks.pop(job.jobId, None)
+            if not self.stopping:
+                self.running.pop(job.jobId, None)
+
+        task.add_done_callback(done)
+
+    async def cancel(self, job_id: str, user_id: str | None = None) -> tuple[JobRecord, bool]:
+        """Cancels a job running in this replica and marks its record: (job, cancelled)."""
+        job = await self.get(job_id, user_id)
         task = self.tasks.get(job_id)
-        if job.status in ("pending", "processing") and task is not None:
-            task.cancel()
-            self.update(job, status="cancelled", currentStep="cancelled")
-        return job
+        local = self.running.get(job_id)
+        if not job.running or task is None or local is None:
+            return job, False
+        task.cancel()
+        await self.update(local, status="cancelled", currentStep="cancelled")
+        return local, True
 
+    async def renew_leases(self) -> None:
+        """Save what the store missed, then extend the leases of every job still ours."""
+        for job in list(self.unsaved.values()):
+            await self.store.save(job)  # False: it was taken meanwhile, nothing more to save either way
+            self.unsaved.pop(job.jobId, None)
+        mine = [*self.running, *self.unsaved]
+        if mine:
+            await self.store.renew(self.instance_id, mine, time.time() + self.lease_s)
+
+    async def claim_orphans(self) -> list[JobRecord]:
+        """Jobs whose replica is gone (their lease ran out), now marked failed for this replica to report."""
+        return await self.store.claim_orphans(time.time())
 
     def counts(self) -> dict[str, int]:
+        """The jobs running in this replica, by state."""
         out: dict[str, int] = {}
-        for job in self.jobs.values():
+        for job in self.running.values():
             out[job.status] = out.get(job.status, 0) + 1
         return out
+
+    def close(self) -> None:
+        """Stop the jobs without marking them: their leases run out and the next replica reports them."""
+        self.stopping = True
+        for task in list(self.tasks.values()):
+            task.cancel()
+        try:
+            closing = asyncio.get_running_loop().create_task(self.store.close())
+        except RuntimeError:  # no loop (a replica torn down from __del__): the process ends anyway
+            return
+        self._closing = closing  # held until done, so the task is not collected mid-way
 
 
 WEBHOOK_BACKOFF_S = 0.5  # first pause between attempts; doubled after each, at most WEBHOOK_BACKOFF_MAX_S

@@ -13,7 +13,6 @@ import time
 import uuid
 from typing import Any
 
-from ingress.gateway.jobs import VoiceJobRecord
 from ingress.gateway.protocol.events import FailedLanguageWire, TranslatedAudioWire
 from ingress.gateway.protocol.results import (
     TranslationHistoryEntry,
@@ -46,6 +45,7 @@ from serve_app.domain.profiles import ProfileAnalysis, VoiceComparison, iso_utc
 from serve_app.domain.voice import LanguageAudio, VoiceResult
 from serve_app.language_support import language_features, native_name
 from serve_app.languages import SUPPORTED_LANGUAGES
+from serve_app.stores.job_store import JobRecord
 
 PROFILE_NAME = "default"
 STAGE_OF_SERVICE = {"transcription": "transcriber", "translation": "translator", "tts": "synthesizer",
@@ -111,13 +111,13 @@ def history_entry(result: VoiceTranslationResult, targets: list[str], request_ty
     )
 
 
-def translation_job(job: VoiceJobRecord) -> TranslationJob:
+def translation_job(job: JobRecord, result: dict[str, Any] | None = None) -> TranslationJob:
     return TranslationJob(
         jobId=job.jobId, userId=job.userId or "", status=job.status, progress=job.progress,
         currentStep=job.currentStep, createdAt=iso_utc(job.createdAt),
         startedAt=iso_utc(job.startedAt) if job.startedAt is not None else None,
         completedAt=iso_utc(job.completedAt) if job.completedAt is not None else None,
-        result=VoiceTranslationResult.model_validate(job.result) if job.result else None,
+        result=VoiceTranslationResult.model_validate(result) if result else None,
         error=job.error, taskId=job.taskId, targetLanguages=job.targetLanguages, errorCode=job.errorCode,
         updatedAt=iso_utc(job.updatedAt),
     )

@@ -74,6 +74,7 @@ from serve_app.errors import InvalidRequestError, RateLimitedError, ServiceError
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from serve_app.security.rate_limits import RateLimiter
 from serve_app.settings import Settings
+from serve_app.stores.factory import build_job_store
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class GatewayRouter:
     def __init__(self, pipeline: VoicePipeline, settings: Settings) -> None:
         self.state = GatewayState(history=VoiceHistory(settings.max_jobs))
         self.state.transport_stats = self.stats  # until a server reports its own, which include these
-        self.jobs = JobRegistry(settings.max_jobs)
+        self.jobs = JobRegistry(build_job_store(settings), settings.job_lease_s)
         self.limiter = RateLimiter.from_settings(settings, settings.redis_url)
         self.rate_limited = 0
         self.limits = {"max_target_languages": settings.max_target_languages,
@@ -140,6 +141,7 @@ class GatewayRouter:
         api = ServingVoiceApi(pipeline, settings, self.state, self.jobs)
         profiles = ServingProfiles(pipeline, settings)
         jobs = ServingJobs(pipeline, settings, self.jobs, self.state.history)
+        self.serving_jobs = jobs
         return {
             "ping": Route(PingRequest, api.ping),
             "translation": Route(TranslationRequest, text.translation,
@@ -172,6 +174,13 @@ class GatewayRouter:
             "voice_profile_verify": profile_family(VoiceProfileVerifyRequest, profiles.verify),
             "voice_profile_compare": profile_family(VoiceProfileCompareRequest, profiles.compare),
         }
+
+    async def start(self, publish: Publish) -> None:
+        """Background work that is not a request's: the async jobs' leases and orphan reports."""
+        await self.serving_jobs.start(publish)
+
+    def close(self) -> None:
+        self.serving_jobs.close()
 
     def route_of(self, raw: dict[str, Any]) -> Route[Any] | None:
         kind = raw.get("type") or "translation"  # PROTOCOL.md §1: a missing type means translation

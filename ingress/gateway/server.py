@@ -89,6 +89,7 @@ class GatewayServer:
         await self._bind(self.pull, s.zmq_pull_port)
         await self._bind(self.pub, s.zmq_pub_port)
         self.loop_task = asyncio.create_task(self._receive_loop(), name="zmq-receive-loop")
+        await self.router.start(self.publish)
         log.info("ZMQ ingress: PULL %s, PUB %s, %s, at most %d requests in flight",
                  tcp_address(s.zmq_host, s.zmq_pull_port), tcp_address(s.zmq_host, s.zmq_pub_port),
                  self.security.describe(), s.zmq_max_in_flight)
@@ -207,6 +208,7 @@ class GatewayServer:
             self.loop_task.cancel()
         for task in list(self.tasks):
             task.cancel()
+        self.router.close()
         if self.auth is not None:
             self.auth.stop()
             self.auth = None

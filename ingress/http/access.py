@@ -18,6 +18,7 @@ from fastapi import Depends, Form, Request
 from ingress.http.api import DoorDep
 from ingress.http.door import HttpDoor
 from ingress.http.middleware import PRINCIPAL_KEY
+from ingress.http.protocol import SpeechRequest
 from serve_app.errors import ForbiddenError
 from serve_app.security.keys import Principal, Role, bearer_key
 
@@ -88,6 +89,18 @@ async def sender(door: DoorDep, principal: PrincipalDep, user_id: Annotated[str 
     return await _admit(door, principal, user_id or principal.user_id)
 
 
+@dataclass(frozen=True)
+class SpeechOrder:
+    actor: Actor
+    request: SpeechRequest
+
+
+async def speech_voice(door: DoorDep, principal: PrincipalDep, body: SpeechRequest) -> SpeechOrder:
+    """`/v1/audio/speech`: a `voice` naming a user (not a built-in voice) speaks in that user's cloned
+    voice, so it is admitted as acting for that user; a built-in voice acts for the caller's own."""
+    return SpeechOrder(await _admit(door, principal, body.voice_user_id or principal.user_id), body)
+
+
 # Where the route does not need the actor: `dependencies=[...]` in its decorator.
 ANY_CALLER = Depends(any_caller)
 OPERATOR = Depends(operator)
@@ -96,4 +109,5 @@ PATH_USER = Depends(path_user)
 NamedUser = Annotated[Actor, Depends(named_user)]
 OptionalUser = Annotated[Actor, Depends(optional_user)]
 Sender = Annotated[Actor, Depends(sender)]
-ADMISSIONS = frozenset({any_caller, operator, path_user, named_user, optional_user, sender})
+SpeechVoice = Annotated[SpeechOrder, Depends(speech_voice)]
+ADMISSIONS = frozenset({any_caller, operator, path_user, named_user, optional_user, sender, speech_voice})

@@ -3,7 +3,8 @@
 Built per replica rather than at import because what wraps the routes depends on the replica's
 settings: the CORS origins, the body cap, the key ring. Every error is JSON
 `{error, errorCode, requestId}` with its status; FastAPI's own 404/405/422 keep their `detail` and
-gain the same three fields.
+gain the same three fields. Under `/v1` (the OpenAI-compatible routes) every error is OpenAI's
+`{"error": {"message", "type", "param", "code"}}` instead, which the SDKs parse.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from ingress.http.middleware import (
     BodySizeLimitMiddleware,
     RequestIdMiddleware,
     request_id_of,
+    route_path,
     serve_request_id,
 )
-from ingress.http.rendering import error_response
+from ingress.http.openai import routes as openai_routes
+from ingress.http.rendering import error_response, is_openai_path, openai_error_body
 from serve_app.errors import ServiceError, as_service_error
 
 log = logging.getLogger(__name__)
@@ -45,7 +48,7 @@ def create_app(door: HttpDoor) -> FastAPI:
         "Every route but /live and /ready needs `Authorization: Bearer <key>` (or `X-API-Key`) when keys are on.",
     )
     app.state.door = door
-    for area in (text_routes, voice_routes, profile_routes, health_routes):
+    for area in (text_routes, voice_routes, profile_routes, health_routes, openai_routes):
         app.include_router(area.router)
     _add_error_handlers(app)
     # Added innermost first: a request meets the request id, then CORS (so refusals below carry
@@ -64,13 +67,17 @@ def create_app(door: HttpDoor) -> FastAPI:
     return app
 
 
+def _openai(request: Request) -> bool:
+    return is_openai_path(route_path(request.scope))
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
         rid = request_id_of(request.scope)
         if exc.status >= 500:
             log.error("request %s failed: %s %s", rid, exc.code, exc.message)
-        return error_response(exc, rid)
+        return error_response(exc, rid, openai=_openai(request))
 
     @app.exception_handler(Exception)
     async def _any_error(request: Request, exc: Exception) -> JSONResponse:
@@ -78,7 +85,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         err = as_service_error(exc)
         if err.status >= 500:  # an unexpected exception's traceback is logged once, by as_service_error
             log.error("request %s failed: %s %s (ref %s)", rid, err.status, err.code, err.error_id)
-        response = error_response(err, rid)
+        response = error_response(err, rid, openai=_openai(request))
         if serve_request_id() is None:  # answered outside every middleware; under Serve the proxy adds it
             response.headers["X-Request-ID"] = rid
         return response
@@ -86,6 +93,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         rid = request_id_of(request.scope)
+        if _openai(request):
+            code = HTTP_ERROR_CODES.get(exc.status_code, "invalid_request")
+            return JSONResponse(status_code=exc.status_code, headers=exc.headers,
+                                content=openai_error_body(str(exc.detail), exc.status_code, code))
         body = {"detail": exc.detail, "error": str(exc.detail), "requestId": rid,
                 "errorCode": HTTP_ERROR_CODES.get(exc.status_code, "invalid_request")}
         return JSONResponse(status_code=exc.status_code, content=body, headers=exc.headers)
@@ -96,6 +107,10 @@ def _add_error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         first = errors[0] if errors else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
+        if _openai(request):
+            param = str(first.get("loc", ("",))[-1]) if first.get("loc") else None
+            return JSONResponse(status_code=400, content=openai_error_body(
+                f"invalid request: {where} {first.get('msg', '')}".strip(), 400, "invalid_request", param))
         body = {"detail": jsonable_encoder(errors), "error": f"invalid request: {where} {first.get('msg', '')}".strip(),
                 "errorCode": "invalid_request", "requestId": rid}
         return JSONResponse(status_code=422, content=body)

@@ -15,7 +15,7 @@ from ray.serve.context import _get_serve_request_context
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ingress.http.rendering import error_response
+from ingress.http.rendering import error_response, is_openai_path
 from serve_app.errors import AuthenticationError, PayloadTooLargeError, ServiceError
 from serve_app.security.keys import KeyRing, Principal, bearer_key
 
@@ -50,7 +50,7 @@ def route_path(scope: Scope) -> str:
 
 
 async def refuse(scope: Scope, receive: Receive, send: Send, exc: ServiceError) -> None:
-    await error_response(exc, request_id_of(scope))(scope, receive, send)
+    await error_response(exc, request_id_of(scope), openai=is_openai_path(route_path(scope)))(scope, receive, send)
 
 
 class RequestIdMiddleware:

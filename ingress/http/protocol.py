@@ -85,3 +85,33 @@ class SpeechBody(BaseModel):
     text: str = Field(min_length=1)
     language: str = Field(min_length=2)
     format: OutputFormat = "mp3"
+
+
+# ---- /v1/audio/speech (OpenAI's field names; the other /v1 models are in ingress/http/openai/protocol.py) ----
+SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+# OpenAI's built-in voice names: all speak in this service's base voice for the text's language.
+BUILT_IN_VOICES = frozenset({
+    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse", "marin", "cedar",
+})
+
+
+class VoiceId(BaseModel):
+    id: str = Field(min_length=1, max_length=128)
+
+
+class SpeechRequest(BaseModel):
+    model: str = "tts-1"
+    input: str = Field(min_length=1)
+    voice: str | VoiceId = Field(description="A built-in voice name (the base voice), or a user id / `{id}` "
+                                             "whose voice profile clones the speech")
+    response_format: SpeechFormat = "mp3"
+    speed: float = Field(default=1.0, ge=0.25, le=4.0)
+    stream_format: Literal["audio", "sse"] = "audio"
+    instructions: str | None = None  # accepted, not used
+    language: str | None = Field(default=None, description="Extension: the input's language (default: detected)")
+
+    @property
+    def voice_user_id(self) -> str | None:
+        """The user whose cloned voice is asked for, or None for a built-in voice."""
+        name = self.voice.id if isinstance(self.voice, VoiceId) else self.voice
+        return None if name.lower() in BUILT_IN_VOICES else name

@@ -1,4 +1,5 @@
-"""Pipeline results rendered into the HTTP door's shapes: JSON bodies, SSE events, errors."""
+"""Pipeline results rendered into the HTTP door's shapes: JSON bodies, SSE events, errors (the door's own
+`{error, errorCode, requestId}`, and OpenAI's shape under `/v1`)."""
 
 from __future__ import annotations
 
@@ -20,19 +21,54 @@ from serve_app.domain.translation import TextTranslation
 from serve_app.domain.voice import LanguageAudio, PipelineEvent, VoiceResult
 from serve_app.errors import AuthenticationError, RateLimitedError, ServiceError
 
+# ---- OpenAI's error body, `{"error": {"message", "type", "param", "code"}}`, on the /v1 routes only ----
+# The SDKs pick their exception class from the status (401 -> AuthenticationError, 429 -> RateLimitError)
+# and show `message`; `code` keeps this service's own error code (e.g. `invalid_audio`).
+OPENAI_PREFIX = "/v1/"
+
+
+def is_openai_path(path: str) -> bool:
+    return path.startswith(OPENAI_PREFIX)
+
+
+def openai_error_type(status: int) -> str:
+    if status == 401:
+        return "invalid_request_error"  # what OpenAI itself sends with code invalid_api_key
+    if status == 403:
+        return "permission_error"
+    if status == 404:
+        return "not_found_error"
+    if status == 429:
+        return "rate_limit_error"
+    if status >= 500:
+        return "server_error"
+    return "invalid_request_error"
+
+
+def openai_error_body(message: str, status: int, code: str | None, param: str | None = None) -> dict[str, Any]:
+    if status == 401:
+        code = "invalid_api_key"
+    return {"error": {"message": message, "type": openai_error_type(status), "param": param, "code": code}}
+
+
+def openai_service_error_body(exc: ServiceError) -> dict[str, Any]:
+    return openai_error_body(exc.message, exc.status, exc.code)
+
 
 def error_body(exc: ServiceError, request_id: str) -> dict[str, Any]:
     """`{error, errorCode, requestId}`: the id is what the caller quotes and the server log carries."""
     return {"error": exc.message, "errorCode": exc.code, "requestId": request_id}
 
 
-def error_response(exc: ServiceError, request_id: str) -> JSONResponse:
+def error_response(exc: ServiceError, request_id: str, openai: bool = False) -> JSONResponse:
+    """The door's error body, or OpenAI's `{"error": {...}}` on the `/v1` routes (`openai`)."""
     headers: dict[str, str] = {}
     if isinstance(exc, AuthenticationError):
         headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: how to authenticate, on every 401
     if isinstance(exc, RateLimitedError):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))  # whole seconds (RFC 9110)
-    return JSONResponse(status_code=exc.status, content=error_body(exc, request_id), headers=headers)
+    body = openai_service_error_body(exc) if openai else error_body(exc, request_id)
+    return JSONResponse(status_code=exc.status, content=body, headers=headers)
 
 
 def translation_out(r: LanguageAudio) -> TranslationOut:

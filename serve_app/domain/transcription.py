@@ -16,6 +16,23 @@ class Segment(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0)
 
 
+class Word(BaseModel):
+    """One word with its timing, when word timestamps were asked for (the OpenAI routes' `word` granularity)."""
+
+    word: str
+    startMs: int
+    endMs: int
+    probability: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+class TranscribeOptions(BaseModel):
+    """What a caller may tune in Whisper beyond the language (the OpenAI transcription fields)."""
+
+    prompt: str | None = Field(default=None, max_length=2000)
+    temperature: float | None = Field(default=None, ge=0.0, le=1.0)
+    word_timestamps: bool = False
+
+
 class Transcription(BaseModel):
     """Wire-compatible with PROTOCOL.md's `transcription` object (camelCase on purpose)."""
 
@@ -27,6 +44,7 @@ class Transcription(BaseModel):
     segments: list[Segment] = Field(default_factory=list)
     model: str = ""
     languageProbability: float | None = None
+    words: list[Word] | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class MobileSegment(BaseModel):

@@ -20,7 +20,7 @@ from serve_app.audio import (
     pcm_to_bytes,
 )
 from serve_app.domain.speaker import SpeakerReference
-from serve_app.domain.transcription import MobileTranscription, Transcription, from_mobile
+from serve_app.domain.transcription import MobileTranscription, TranscribeOptions, Transcription, from_mobile
 from serve_app.domain.voice import SpokenAudio, VoiceAnalysis
 from serve_app.errors import TranscriptionError, as_service_error
 from serve_app.languages import normalize_language
@@ -58,19 +58,24 @@ class SpeechOps:
         language: str | None = None,
         mobile: MobileTranscription | None = None,
         attachment_id: str | None = None,
+        options: TranscribeOptions | None = None,
     ) -> Transcription:
         decoded = await asyncio.to_thread(self.decode, audio)
         if mobile is not None:
             return from_mobile(mobile, duration_ms(decoded.samples, WHISPER_RATE))
         hint = normalize_language(language) if language not in (None, "", "auto") else None
-        return await self.transcribe_cached(pcm_to_bytes(decoded.samples), hint, attachment_id)
+        return await self.transcribe_cached(pcm_to_bytes(decoded.samples), hint, attachment_id, options)
 
-    async def transcribe_cached(self, pcm: bytes, language: str | None, attachment_id: str | None) -> Transcription:
+    async def transcribe_cached(
+        self, pcm: bytes, language: str | None, attachment_id: str | None, options: TranscribeOptions | None = None
+    ) -> Transcription:
         """Whisper once per attachment and audio: a retried message (same attachment id, same audio)
         reads `audio:transcription:{attachmentId}:{sha256(pcm)[:32]}`. The digest is of the decoded
         16 kHz PCM Whisper hears, so other audio under a known attachment id is a miss: it can neither
         read that attachment's transcript nor plant one for it."""
         digest = None
+        if options is not None:  # a tuned transcription (prompt, words) is neither read from nor kept in the cache
+            attachment_id = None
         if self.cache is not None and attachment_id:
             digest = await asyncio.to_thread(audio_digest, pcm)
             hit = await self.cache.get_transcription(attachment_id, digest)
@@ -80,7 +85,8 @@ class SpeechOps:
                 except ValueError:
                     log.warning("cached transcription of %s is unreadable; transcribing again", attachment_id)
         try:
-            transcription = await self.stages.transcribe(pcm, language)
+            transcription = (await self.stages.transcribe(pcm, language, options) if options is not None
+                             else await self.stages.transcribe(pcm, language))
         except Exception as exc:
             raise as_service_error(exc, "transcription_failed") from exc
         if not transcription.text.strip():

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from serve_app.domain.transcription import Transcription
+from serve_app.domain.transcription import TranscribeOptions, Transcription
 from serve_app.domain.translation import TranslationResult
 from serve_app.domain.voice import ConvertedClip, SpeechClip
 
 
 class Stages(Protocol):
-    async def transcribe(self, pcm: bytes, language: str | None) -> Transcription: ...
+    async def transcribe(
+        self, pcm: bytes, language: str | None, options: TranscribeOptions | None = None
+    ) -> Transcription: ...
 
     async def translate(self, text: str, source: str, target: str) -> TranslationResult: ...
 

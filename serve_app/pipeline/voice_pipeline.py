@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from serve_app.errors import as_service_error
+from serve_app.pipeline.audio_api import AudioApiOps
 from serve_app.pipeline.latency import StageLatency
 from serve_app.pipeline.profiles import ProfileOps
 from serve_app.pipeline.speech import SpeechOps
@@ -33,7 +34,7 @@ STORE_RETRY_S = 30.0
 READINESS_TTL_S = 10.0
 
 
-class VoicePipeline(TextOps, SpeechOps, VoiceMessageOps, ProfileOps):
+class VoicePipeline(TextOps, SpeechOps, VoiceMessageOps, ProfileOps, AudioApiOps):
     """`cache` and `profiles` are optional so the logic runs (and is unit tested) without stores.
 
     A pipeline given a profile manager uses it at once; `from_settings` builds the configured stores

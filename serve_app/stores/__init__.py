@@ -1,5 +1,6 @@
-"""Stores: the translation/transcription cache (Redis + in-process LRU) and voice profiles
-(MongoDB via motor, or JSON files when no MongoDB is configured).  Plain async classes, no Ray:
+"""Stores: the translation/transcription cache (Redis + in-process LRU), voice profiles
+(MongoDB via motor, or JSON files when no MongoDB is configured) and async voice jobs (Redis,
+MongoDB or JSON files).  Plain async classes, no Ray:
 the pipeline and ingresses own their instances."""
 
 from serve_app.domain.profiles import MATCH_THRESHOLD
@@ -13,8 +14,9 @@ from serve_app.stores.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from serve_app.stores.factory import build_profile_store, build_translation_cache
+from serve_app.stores.factory import build_job_store, build_profile_store, build_translation_cache
 from serve_app.stores.file_profiles import FileVoiceProfileStore
+from serve_app.stores.job_store import JobRecord, JobStore
 from serve_app.stores.mongo_profiles import MongoVoiceProfileStore
 from serve_app.stores.profile_lifecycle import (
     NewSample,
@@ -39,6 +41,8 @@ __all__ = [
     "CachedTranslation",
     "CircuitBreaker",
     "FileVoiceProfileStore",
+    "JobRecord",
+    "JobStore",
     "MongoVoiceProfileStore",
     "NewSample",
     "PendingSample",
@@ -56,6 +60,7 @@ __all__ = [
     "VoiceProfileManager",
     "VoiceProfileStore",
     "blend_references",
+    "build_job_store",
     "build_profile_store",
     "build_translation_cache",
     "compute_fingerprint",

@@ -26,6 +26,7 @@ from ingress.http import health_routes, middleware, profile_routes, text_routes,
 from ingress.http.access import ADMISSIONS
 from ingress.http.app import create_app
 from ingress.http.door import HttpDoor
+from ingress.http.openai import routes as openai_routes
 from serve_app.assembly.cli import main as cli_main
 from serve_app.errors import PrerequisiteError
 from serve_app.security.keys import KeyRing, key_digest
@@ -46,7 +47,7 @@ pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]
 AUDIO = sine_wav_bytes(1.0)
 PUBLIC = {("GET", "/live"), ("GET", "/ready")}
-AREAS = (text_routes, voice_routes, profile_routes, health_routes)
+AREAS = (text_routes, voice_routes, profile_routes, health_routes, openai_routes)
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -96,7 +97,10 @@ async def test_every_route_but_live_and_ready_needs_a_key(door: tuple[httpx.Asyn
         if (method, path) in PUBLIC:
             assert r.status_code == 200, (path, r.text)
             continue
-        assert_error(r, 401, "unauthorized")
+        if path.startswith("/v1/"):  # the OpenAI-compatible routes answer in OpenAI's error shape
+            assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key", (path, r.text)
+        else:
+            assert_error(r, 401, "unauthorized")
         assert r.headers["www-authenticate"] == "Bearer", path
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from serve_app.deadlines import StageDeadlines
+from serve_app.settings import Settings
 from tests.fixtures.gateway_client import Event, GatewayClient, connected_client, new_id
 from tests.fixtures.replica_faults import MODEL_DEPLOYMENTS, ReplicaFaults
 from tests.fixtures.speech import convert, espeak_wav
@@ -22,9 +24,9 @@ from tests.integration.local_graph import LocalGraph
 
 pytestmark = pytest.mark.integration
 
-# What each door may take, at most, for a 5 s message to two languages with one stage lost: the
-# stages' own deadlines plus the time a busy 2-core box adds around them (slack, not a promise).
-VOICE_DEADLINE_S = 150.0
+# What each door may take, at most, for a ~6 s message with one stage lost: the Pipeline's worst case
+# when every stage uses its whole deadline (serve_app/deadlines.py), plus slack for a busy 2-core box.
+VOICE_DEADLINE_S = StageDeadlines(Settings()).worst_voice_message_s(6.0) + 30.0
 TEXT_DEADLINE_S = 30.0  # the gateway's own per-try timeout for a text translation
 # When to strike after the request is sent: while the stage under test is working on it.
 STRIKE_AFTER_S = {"Transcriber": 0.5, "VoiceCloner": 0.5, "Translator": 3.0, "Synthesizer": 6.0}

@@ -41,7 +41,8 @@ weights: $(STAMP)
 METRICS_PORT ?= 8080
 
 run: setup
-	$(VENV)/bin/ray start --head --disable-usage-stats --include-dashboard=true --dashboard-host=127.0.0.1 \
+	$(VENV)/bin/ray start --head --node-ip-address=127.0.0.1 --disable-usage-stats --include-dashboard=true \
+	  --dashboard-host=127.0.0.1 \
 	  --metrics-export-port=$(METRICS_PORT)
 	trap '$(VENV)/bin/ray stop' EXIT; $(VENV)/bin/serve run --address=auto serve_config.local.yaml
 

@@ -146,6 +146,10 @@ class GatewayServer:
             await asyncio.sleep(0.05)  # its SUBSCRIBE follows the handshake on the same connection
             self.subscribed.set()
         finally:
+            # Stop the monitor before closing its socket: a monitor left without a reader stalls
+            # the PUB socket's later handshakes (a reconnecting gateway would never be served).
+            if self.pub is not None and not self.pub.closed:
+                self.pub.disable_monitor()
             watcher.close(linger=0)
 
     async def _receive_loop(self) -> None:

@@ -22,7 +22,7 @@ from ingress.gateway.server import GatewayServer, build_gateway
 from serve_app.pipeline.voice_pipeline import VoicePipeline
 from tests.fixtures import gateway_shapes as shapes
 from tests.fixtures.fake_stages import FakeStages
-from tests.fixtures.gateway_client import Event, GatewayClient, new_id
+from tests.fixtures.gateway_client import Event, GatewayClient, connected_client, new_id
 from tests.fixtures.gateway_server import gateway_settings, running_gateway
 from tests.fixtures.speech import sine_wav_bytes
 
@@ -740,6 +740,16 @@ async def test_check_fails_before_start() -> None:
             gw.check()
     finally:
         gw.close()
+
+
+async def test_a_gateway_that_reconnects_is_served_again(tmp_path: Path) -> None:
+    """The gateway restarts or reconnects: every new connection pair gets its pong (the PUB socket's
+    subscriber monitor, used once at start, must not stall later handshakes)."""
+    async with running_gateway(tmp_path) as server:
+        for _ in range(3):
+            client = await connected_client(server.settings.zmq_pull_port, server.settings.zmq_pub_port, timeout_s=10)
+            client.close()
+            await asyncio.sleep(0.2)
 
 
 async def test_drain_hands_the_ports_to_a_new_door_without_losing_an_answer(

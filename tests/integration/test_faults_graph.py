@@ -181,7 +181,11 @@ async def test_hung_translator_text_answers_within_the_gateway_timeout(
         assert all(e.type == "translation_error" and e.get("errorCode") == "stage_timeout" for e in events), \
             [e.body for e in events]
         assert http_elapsed <= TEXT_DEADLINE_S, f"HTTP text answered after {http_elapsed:.0f} s"
-        assert response.status_code == 504 and response.json()["errorCode"] == "stage_timeout", response.text
+        # Sent ~20 s into the hang: Serve's health check may have replaced the replica by then, and a
+        # result from the replacement is as good a terminal answer as the timeout.
+        body = response.json()
+        assert (response.status_code, body.get("errorCode")) == (504, "stage_timeout") or (
+            response.status_code == 200 and body["translated_text"].strip()), response.text
         await asyncio.to_thread(faults.wait_healthy, "Translator")
         _, events = await _zmq_text(gateway, "Le chat dort sur le canapé du salon.", ["en"])
         assert [e.type for e in events] == ["translation_completed"], [e.body for e in events]

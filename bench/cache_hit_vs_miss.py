@@ -25,7 +25,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.ray_cluster import RayCluster, free_port, wait_http_ready  # noqa: E402
+from tests.fixtures.ports import free_port  # noqa: E402
+from tests.fixtures.ray_cluster import RayCluster, wait_http_ready  # noqa: E402
 from tests.fixtures.servers import start_server  # noqa: E402
 
 SENTENCES = [

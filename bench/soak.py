@@ -43,7 +43,8 @@ sys.path.insert(0, str(ROOT))
 from ray.util.state import list_actors  # noqa: E402
 
 from tests.fixtures.gateway_client import GatewayClient, connected_client, ids_of, new_id  # noqa: E402
-from tests.fixtures.ray_cluster import RayCluster, free_port, wait_http_ready  # noqa: E402
+from tests.fixtures.ports import free_port  # noqa: E402
+from tests.fixtures.ray_cluster import RayCluster, wait_http_ready  # noqa: E402
 from tests.fixtures.replica_faults import ReplicaFaults  # noqa: E402
 from tests.fixtures.servers import ServerProcess, start_server  # noqa: E402
 from tests.fixtures.speech import convert, espeak_wav  # noqa: E402

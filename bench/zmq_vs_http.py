@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.fixtures.gateway_client import GatewayClient, connected_client, new_id  # noqa: E402
-from tests.fixtures.ray_cluster import RayCluster, free_port, wait_http_ready  # noqa: E402
+from tests.fixtures.ports import free_port  # noqa: E402
+from tests.fixtures.ray_cluster import RayCluster, wait_http_ready  # noqa: E402
 
 TARGETS = ["en", "es", "de"]
 OUTPUT = ROOT / "bench" / "last_run_zmq_vs_http.txt"

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.ray_cluster import RayCluster, free_port
+from tests.fixtures.ports import free_port
+from tests.fixtures.ray_cluster import RayCluster
 from tests.fixtures.servers import ServerProcess, start_server
 from tests.integration.local_graph import LocalGraph
 

@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from tests.fixtures.gateway_client import connected_client, new_id
-from tests.fixtures.ray_cluster import ROOT, RayCluster, free_port, wait_http_ready
+from tests.fixtures.ports import free_port
+from tests.fixtures.ray_cluster import ROOT, RayCluster, wait_http_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -26,7 +26,8 @@ import httpx
 import pytest
 
 from tests.fixtures.gateway_client import GatewayClient, audio_request, connected_client, new_id
-from tests.fixtures.ray_cluster import ROOT, RayCluster, free_port, wait_http_ready
+from tests.fixtures.ports import free_port
+from tests.fixtures.ray_cluster import ROOT, RayCluster, wait_http_ready
 from tests.fixtures.speech import FRENCH_5S, convert, espeak_wav
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]

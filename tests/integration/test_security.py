@@ -34,7 +34,8 @@ from standardwebhooks import Webhook
 
 from serve_app.security.keys import key_digest
 from tests.fixtures.gateway_client import Event, GatewayClient, connected_client, new_id
-from tests.fixtures.ray_cluster import ROOT, RayCluster, free_port, wait_http_ready
+from tests.fixtures.ports import free_port
+from tests.fixtures.ray_cluster import ROOT, RayCluster, wait_http_ready
 from tests.fixtures.speech import FRENCH_5S, convert, espeak_wav, sine_wav_bytes
 from tests.integration.local_graph import LocalGraph
 

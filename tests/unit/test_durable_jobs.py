@@ -19,7 +19,7 @@ from tests.fixtures.fake_stages import FakeStages
 from tests.fixtures.gateway_client import GatewayClient, connected_client, new_id
 from tests.fixtures.gateway_server import running_gateway
 from tests.fixtures.loopback_http import loopback_server
-from tests.fixtures.ray_cluster import free_port
+from tests.fixtures.ports import free_port
 from tests.fixtures.servers import start_server
 from tests.fixtures.speech import sine_wav_bytes
 from tests.unit.test_webhooks import SECRET, Receiver

@@ -8,7 +8,7 @@ import base64
 import io
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,8 @@ import httpx
 import openai
 import pytest
 
-from ingress.http.door import HttpDoor
 from tests.fixtures.fake_stages import TIMED_SEGMENTS, FakeStages
-from tests.fixtures.http_door import ADMIN_KEY, ALICE_KEY, BOB_KEY, door_settings, http_door_server
+from tests.fixtures.http_door import ADMIN_KEY, ALICE_KEY, BOB_KEY, ServedDoor, door_settings, served_http_door
 from tests.fixtures.speech import sine_wav_bytes
 
 AUDIO = sine_wav_bytes(1.0)
@@ -28,17 +27,17 @@ SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 
 
 class Door:
-    def __init__(self, url: str, door: HttpDoor) -> None:
-        self.url, self.door = url, door
+    def __init__(self, served: ServedDoor) -> None:
+        self.served, self.url = served, served.base_url
 
     def client(self, key: str = ADMIN_KEY) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, timeout=30)
 
 
 @pytest.fixture
-async def door(tmp_path: Path) -> AsyncIterator[Door]:
-    async with http_door_server(door_settings(tmp_path), FakeStages()) as (url, http_door):
-        yield Door(url, http_door)
+def door(tmp_path: Path) -> Iterator[Door]:
+    with served_http_door(door_settings(tmp_path), FakeStages()) as served:
+        yield Door(served)
 
 
 def decode(data: bytes) -> tuple[int, float]:
@@ -143,7 +142,7 @@ async def test_speech_streams_sse_deltas(door: Door) -> None:
 
 
 async def _alice_profile(door: Door) -> None:
-    await door.door.pipeline.profile_create("alice", sine_wav_bytes(11.0))
+    await door.served.run(door.served.door.pipeline.profile_create("alice", sine_wav_bytes(11.0)))
 
 
 async def test_speech_in_a_users_cloned_voice_follows_the_trust_rules(door: Door) -> None:

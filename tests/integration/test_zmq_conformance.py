@@ -20,17 +20,16 @@ import base64
 import concurrent.futures
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from serve_app.audio import decode_audio
-from serve_app.settings import Settings
 from tests.fixtures import gateway_shapes as shapes
 from tests.fixtures.gateway_client import Event, GatewayClient, audio_request, connected_client, new_id
-from tests.fixtures.speech import FRENCH_5S, convert, espeak_wav
+from tests.fixtures.speech import convert
 from tests.integration.local_graph import LocalGraph
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -74,30 +73,9 @@ TRANSLATED_AUDIO = {"targetLanguage": str, "translatedText": str, "audioUrl": st
                     "segments": list}
 
 
-@pytest.fixture
-async def gateway(local_graph: LocalGraph) -> AsyncIterator[GatewayClient]:
-    client = await connected_client(local_graph.zmq_pull_port, local_graph.zmq_pub_port, timeout_s=120)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture(scope="module")
-def sender_wav(speech_dir: Path) -> Path:
-    return espeak_wav(FRENCH_5S, speech_dir / "zmq_sender_fr.wav")
-
-
 @pytest.fixture(scope="module")
 def voice_m4a(sender_wav: Path) -> bytes:
     return convert(sender_wav, "m4a")
-
-
-@pytest.fixture(scope="module")
-def whisper():
-    from deployments.transcription.transcriber import Transcriber
-
-    return Transcriber(cache_dir=Settings().cache_dir, beam_size=5)
 
 
 async def voice_message(local_graph: LocalGraph, body: dict[str, Any], *binaries: bytes) -> list[Event]:

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.fixtures.gateway_client import GatewayClient, connected_client, new_id  # noqa: E402
-from tests.fixtures.ports import free_port  # noqa: E402
+from tests.fixtures.ports import free_ports  # noqa: E402
 from tests.fixtures.ray_cluster import RayCluster, wait_http_ready  # noqa: E402
 
 TARGETS = ["en", "es", "de"]
@@ -264,7 +264,7 @@ def main() -> None:
               file=out, flush=True)
         cluster = RayCluster(num_cpus=2, num_gpus=0).start()
         try:
-            pull, pub = free_port(), free_port()
+            pull, pub = free_ports(2)
             port = cluster.deploy(ROOT / "serve_config.local.yaml", Path(tmp),
                                   settings={"zmq_host": "127.0.0.1", "zmq_pull_port": pull, "zmq_pub_port": pub})
             cluster.wait_running()

@@ -8,7 +8,7 @@ import pytest
 
 from serve_app.settings import Settings
 from tests.fixtures.gateway_client import GatewayClient, connected_client
-from tests.fixtures.ports import free_port
+from tests.fixtures.ports import free_ports
 from tests.fixtures.ray_cluster import RayCluster
 from tests.fixtures.servers import ServerProcess, start_server
 from tests.fixtures.speech import FRENCH_5S, espeak_wav
@@ -97,9 +97,7 @@ def local_graph(
     different config replaces the whole Serve application set (`serve deploy` is declarative), so such
     tests take `exclusive_cluster`, which re-deploys this graph afterwards if it had been deployed.
     """
-    pull, pub = free_port(), free_port()
-    while pub == pull:
-        pub = free_port()
+    pull, pub = free_ports(2)
     graph = LocalGraph(
         http_url=f"http://127.0.0.1:{ray_cluster.http_port}",
         zmq_pull_port=pull,

@@ -48,6 +48,11 @@ def decode(data: bytes) -> tuple[int, float]:
         return stream.rate, samples / stream.rate
 
 
+def sse_payloads(text: str) -> list[dict[str, Any]]:
+    """The JSON of every `data:` line of an OpenAI-style event stream, in order."""
+    return [json.loads(line[len("data: "):]) for line in text.splitlines() if line.startswith("data: ")]
+
+
 def srt_times(text: str) -> list[tuple[str, str]]:
     return re.findall(r"(\d\d:\d\d:\d\d[,.]\d{3}) --> (\d\d:\d\d:\d\d[,.]\d{3})", text)
 
@@ -134,7 +139,7 @@ async def test_speech_streams_sse_deltas(door: Door) -> None:
         r = await http.post("/v1/audio/speech", json={"model": "tts-1", "voice": "alloy", "input": "One. Two. Three.",
                                                        "response_format": "mp3", "stream_format": "sse"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-    events = [json.loads(line[len("data: "):]) for line in r.text.splitlines() if line.startswith("data: ")]
+    events = sse_payloads(r.text)
     assert [e["type"] for e in events] == ["speech.audio.delta"] * 3 + ["speech.audio.done"]
     for event in events[:3]:
         assert decode(base64.b64decode(event["audio"]))[1] == pytest.approx(0.5, abs=0.1)
@@ -205,7 +210,7 @@ async def test_voice_translations_stream_one_voice_per_language(door: Door) -> N
         refused = await http.post("/v1/audio/voice-translations", files={"file": ("a.wav", AUDIO)},
                                   data={"target_languages": "en", "user_id": "bob"})
     assert r.status_code == 200, r.text
-    events = [json.loads(line[len("data: "):]) for line in r.text.splitlines() if line.startswith("data: ")]
+    events = sse_payloads(r.text)
     kinds = [e["type"] for e in events]
     assert kinds[0] == "voice_translation.transcript" and kinds[-1] == "voice_translation.done"
     languages = {e["language"]: e for e in events if e["type"] == "voice_translation.language"}

@@ -288,9 +288,7 @@ async def test_transcription_only_corrupt_audio(gateway: GatewayClient) -> None:
 
 async def voice_api_call(gateway: GatewayClient, body: dict[str, Any], timeout_s: float = TEXT_TIMEOUT_S) -> Any:
     """One voice API request; its `voice_api_success` result, after checking the envelope."""
-    task = new_id()
-    await gateway.send({**body, "taskId": task})
-    event = await gateway.wait_for(lambda e: e.get("taskId") == task, timeout_s)
+    event = await gateway.ask(body, timeout_s)
     assert event.type == "voice_api_success", event.body
     assert event["requestType"] == body["type"] and isinstance(event["processingTimeMs"], int)
     check_timestamp(event["timestamp"])
@@ -480,9 +478,7 @@ async def test_voice_api_type_answers(
         body = {**body, "audioBase64": audio}
     if body["type"] == "voice_compare":
         body = {**body, "audioBase64_1": audio, "audioBase64_2": audio}
-    task = new_id()
-    await gateway.send({**body, "taskId": task})
-    event = await gateway.wait_for(lambda e: e.get("taskId") == task, VOICE_TIMEOUT_S)
+    event = await gateway.ask(body, VOICE_TIMEOUT_S)
     assert event["requestType"] == body["type"]
     check_timestamp(event["timestamp"])
     if expected != "success":

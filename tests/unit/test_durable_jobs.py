@@ -58,9 +58,7 @@ async def client_of(server: Any) -> GatewayClient:
 
 
 async def api_call(client: GatewayClient, body: dict[str, Any]) -> Any:
-    task = new_id()
-    await client.send({**body, "taskId": task})
-    return await client.wait_for(lambda e: e.get("taskId") == task, 10)
+    return await client.ask(body, 10)
 
 
 def submit(task: str, user: str = "u1", **extra: Any) -> dict[str, Any]:

@@ -25,7 +25,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.ray_cluster import RayCluster, free_port, wait_http_ready  # noqa: E402
+from bench.stats import pct  # noqa: E402
+from tests.fixtures.ports import free_port  # noqa: E402
+from tests.fixtures.ray_cluster import RayCluster, wait_http_ready  # noqa: E402
 from tests.fixtures.servers import start_server  # noqa: E402
 
 SENTENCES = [
@@ -41,11 +43,6 @@ SENTENCES = [
     "Il fait très beau aujourd'hui, allons au parc.",
 ]
 TARGETS = ["en", "es", "de"]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def messages(n: int) -> list[str]:

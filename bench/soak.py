@@ -43,7 +43,8 @@ sys.path.insert(0, str(ROOT))
 from ray.util.state import list_actors  # noqa: E402
 
 from tests.fixtures.gateway_client import GatewayClient, connected_client, ids_of, new_id  # noqa: E402
-from tests.fixtures.ray_cluster import RayCluster, free_port, wait_http_ready  # noqa: E402
+from tests.fixtures.ports import free_ports  # noqa: E402
+from tests.fixtures.ray_cluster import RayCluster, wait_http_ready  # noqa: E402
 from tests.fixtures.replica_faults import ReplicaFaults  # noqa: E402
 from tests.fixtures.servers import ServerProcess, start_server  # noqa: E402
 from tests.fixtures.speech import convert, espeak_wav  # noqa: E402
@@ -344,7 +345,7 @@ def main() -> None:
                   "mongo": start_server("mongo", work / "mongo", durable=True)}
         cluster = RayCluster(num_cpus=4, num_gpus=0).start()
         try:
-            pull, pub = free_port(), free_port()
+            pull, pub = free_ports(2)
             settings = {"zmq_host": "127.0.0.1", "zmq_pull_port": pull, "zmq_pub_port": pub,
                         "REDIS_URL": stores["redis"].url, "MONGODB_URL": stores["mongo"].url}
             port = cluster.deploy(ROOT / "serve_config.local.yaml", work, settings=settings)

@@ -37,6 +37,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.stats import pct  # noqa: E402
 from serve_app.settings import Settings  # noqa: E402
 from tests.fixtures.ray_cluster import RayCluster, wait_http_ready  # noqa: E402
 from tests.fixtures.speech import convert, espeak_wav  # noqa: E402
@@ -71,11 +72,6 @@ def messages(seconds: int, tmp: Path) -> Iterator[bytes]:
         if i >= len(SENTENCES):
             text += f" C'est le message {i}."
         yield convert(espeak_wav(text, tmp / f"m{seconds}-{i}.wav"), "m4a")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 class MemorySampler(threading.Thread):

@@ -40,8 +40,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.stats import pct  # noqa: E402
 from tests.fixtures.gateway_client import GatewayClient, connected_client, new_id  # noqa: E402
-from tests.fixtures.ray_cluster import RayCluster, free_port, wait_http_ready  # noqa: E402
+from tests.fixtures.ports import free_ports  # noqa: E402
+from tests.fixtures.ray_cluster import RayCluster, wait_http_ready  # noqa: E402
 
 TARGETS = ["en", "es", "de"]
 OUTPUT = ROOT / "bench" / "last_run_zmq_vs_http.txt"
@@ -70,11 +72,6 @@ def sentences() -> list[str]:
     out = [f"{o} {n}, {b} !" for b, o, n in itertools.product(BODIES, OPENINGS, NAMES)]
     step = 37  # coprime with len(out): a fixed permutation that mixes bodies and names
     return [out[(i * step) % len(out)] for i in range(len(out))]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 @dataclass
@@ -263,7 +260,7 @@ def main() -> None:
               file=out, flush=True)
         cluster = RayCluster(num_cpus=2, num_gpus=0).start()
         try:
-            pull, pub = free_port(), free_port()
+            pull, pub = free_ports(2)
             port = cluster.deploy(ROOT / "serve_config.local.yaml", Path(tmp),
                                   settings={"zmq_host": "127.0.0.1", "zmq_pull_port": pull, "zmq_pub_port": pub})
             cluster.wait_running()

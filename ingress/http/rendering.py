@@ -140,4 +140,10 @@ def sse_event(event: PipelineEvent) -> str:
 
 
 def sse(name: str, payload: dict[str, Any]) -> str:
-    return f"event: {name}\ndata: {json.dumps(payload)}\n\n"
+    """One event of the door's own stream: named by an `event:` line."""
+    return f"event: {name}\n" + sse_data(payload)
+
+
+def sse_data(payload: dict[str, Any]) -> str:
+    """One OpenAI-style server-sent event: a `data:` line whose JSON names its own `type`."""
+    return f"data: {json.dumps(payload)}\n\n"

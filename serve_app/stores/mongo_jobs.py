@@ -5,22 +5,21 @@ submission, ``expiresAt`` once finished), ``voice_job_results`` the results (``e
 indexes let the server delete expired documents, and reads ignore expired ones until it has. An
 orphan is claimed by a conditional update (still running, lease still expired), which MongoDB
 applies atomically, so exactly one replica reports it. Driver timeouts are small and every call has
-an overall deadline, as in the profile store: an unreachable server is a 503, never a hang.
+an overall deadline (mongo_calls.py, shared with the profile store): an unreachable server is a 503, never a hang.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from serve_app.stores.errors import StoreError, StoreUnavailableError, store_failure
+from serve_app.stores.errors import StoreUnavailableError
 from serve_app.stores.job_store import FINISHED, RUNNING, JobRecord, task_key
+from serve_app.stores.mongo_calls import call_deadline_s, mongo_guard, motor_client
 
 JOBS_COLLECTION = "voice_jobs"
 RESULTS_COLLECTION = "voice_job_results"
@@ -35,11 +34,8 @@ class MongoJobStore:
 
     def __init__(self, url: str, database: str = "voice_translator", *, max_jobs: int, record_ttl_s: int,
                  result_ttl_s: int, timeout_ms: int = 2000) -> None:
-        from motor.motor_asyncio import AsyncIOMotorClient
-
-        self._deadline_s = 2.5 * timeout_ms / 1000.0
-        self._client = AsyncIOMotorClient(url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-                                          socketTimeoutMS=timeout_ms, tz_aware=True, appname="voice-translator")
+        self._deadline_s = call_deadline_s(timeout_ms)
+        self._client = motor_client(url, timeout_ms)
         db = self._client[database]
         self._db = db
         self._jobs = db[JOBS_COLLECTION]
@@ -48,18 +44,8 @@ class MongoJobStore:
         self.record_ttl_s = record_ttl_s
         self.result_ttl_s = result_ttl_s
 
-    @contextlib.asynccontextmanager
-    async def _guard(self, what: str) -> AsyncIterator[None]:
-        try:
-            async with asyncio.timeout(self._deadline_s):
-                yield
-        except DuplicateKeyError:
-            raise
-        except (ConnectionFailure, TimeoutError) as exc:
-            raise store_failure(StoreUnavailableError, "job store did not answer", exc,
-                                detail=f"MongoDB {what}") from exc
-        except PyMongoError as exc:
-            raise store_failure(StoreError, "job store refused the operation", exc, detail=f"MongoDB {what}") from exc
+    def _guard(self, what: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return mongo_guard(self._deadline_s, "job store", what)
 
     async def start(self) -> None:
         async with self._guard("start"):

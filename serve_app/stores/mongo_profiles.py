@@ -13,18 +13,18 @@ server delete them, and reads ignore expired ones until it has (the TTL monitor 
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from serve_app.stores.errors import ProfileExistsError, StoreError, StoreUnavailableError, store_failure
+from serve_app.stores.errors import ProfileExistsError
+from serve_app.stores.mongo_calls import call_deadline_s, mongo_guard, motor_client
 from serve_app.stores.voice_profiles import (
     PENDING_COLLECTION,
     PROFILES_COLLECTION,
@@ -51,39 +51,18 @@ class MongoVoiceProfileStore:
         pending_ttl: timedelta | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        from motor.motor_asyncio import AsyncIOMotorClient
-
         self._url = url
         self._timeout_ms = timeout_ms
         self.pending_ttl = pending_ttl
         self._clock = clock
-        # Overall deadline per call: server selection plus one socket round trip, with slack.
-        self._deadline_s = 2.5 * timeout_ms / 1000.0
-        self._client = AsyncIOMotorClient(
-            url,
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            socketTimeoutMS=timeout_ms,
-            tz_aware=True,
-            appname="voice-translator",
-        )
+        self._deadline_s = call_deadline_s(timeout_ms)
+        self._client = motor_client(url, timeout_ms)
         self._db = self._client[database]
         self._profiles = self._db[PROFILES_COLLECTION]
         self._pending = self._db[PENDING_COLLECTION]
 
-    @contextlib.asynccontextmanager
-    async def _guard(self, what: str) -> AsyncIterator[None]:
-        try:
-            async with asyncio.timeout(self._deadline_s):
-                yield
-        except DuplicateKeyError:
-            raise
-        except (ConnectionFailure, TimeoutError) as exc:
-            raise store_failure(StoreUnavailableError, "voice profile store did not answer", exc,
-                                detail=f"MongoDB {what}") from exc
-        except PyMongoError as exc:
-            raise store_failure(StoreError, "voice profile store refused the operation", exc,
-                                detail=f"MongoDB {what}") from exc
+    def _guard(self, what: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return mongo_guard(self._deadline_s, "voice profile store", what)
 
     def _pending_cutoff(self) -> datetime | None:
         return self._clock() - self.pending_ttl if self.pending_ttl is not None else None

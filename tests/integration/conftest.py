@@ -1,13 +1,17 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fixtures.ray_cluster import RayCluster, free_port
+from serve_app.settings import Settings
+from tests.fixtures.gateway_client import GatewayClient, connected_client
+from tests.fixtures.ports import free_ports
+from tests.fixtures.ray_cluster import RayCluster
 from tests.fixtures.servers import ServerProcess, start_server
+from tests.fixtures.speech import FRENCH_5S, espeak_wav
 from tests.integration.local_graph import LocalGraph
 
 
@@ -24,6 +28,28 @@ def ray_cluster() -> Iterator[RayCluster]:
 @pytest.fixture(scope="session")
 def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("speech")
+
+
+@pytest.fixture(scope="module")
+def sender_wav(speech_dir: Path) -> Path:
+    """A French voice message (espeak-ng, about 5 s), the sender every voice test translates."""
+    return espeak_wav(FRENCH_5S, speech_dir / "sender_fr.wav")
+
+
+@pytest.fixture(scope="module")
+def whisper() -> Any:
+    """A real Whisper (beam 5) that checks what the service said."""
+    from deployments.transcription.transcriber import Transcriber
+
+    return Transcriber(cache_dir=Settings().cache_dir, beam_size=5)
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Any:
+    """The real GE2E speaker encoder, to measure how close a voice is to the sender's."""
+    from resemblyzer import VoiceEncoder
+
+    return VoiceEncoder(device="cpu", verbose=False)
 
 
 @pytest.fixture(scope="session")
@@ -71,9 +97,7 @@ def local_graph(
     different config replaces the whole Serve application set (`serve deploy` is declarative), so such
     tests take `exclusive_cluster`, which re-deploys this graph afterwards if it had been deployed.
     """
-    pull, pub = free_port(), free_port()
-    while pub == pull:
-        pub = free_port()
+    pull, pub = free_ports(2)
     graph = LocalGraph(
         http_url=f"http://127.0.0.1:{ray_cluster.http_port}",
         zmq_pull_port=pull,
@@ -118,3 +142,13 @@ def replaced_cluster(
         graph = _local_graph_state.get("graph")
         if graph is not None:
             graph.deploy()
+
+
+@pytest.fixture
+async def gateway(local_graph: LocalGraph) -> AsyncIterator[GatewayClient]:
+    """A ZMQ client of the shared local graph's gateway, connected (ping answered)."""
+    client = await connected_client(local_graph.zmq_pull_port, local_graph.zmq_pub_port, timeout_s=120)
+    try:
+        yield client
+    finally:
+        client.close()

@@ -18,7 +18,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.fixtures.ray_cluster import ROOT, RayCluster, free_port, wait_http_ready
+from tests.fixtures.ports import free_port
+from tests.fixtures.ray_cluster import ROOT, RayCluster, wait_http_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 

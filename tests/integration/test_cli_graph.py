@@ -14,7 +14,8 @@ import pytest
 
 from serve_app.audio import decode_audio
 from serve_app.client.service import EXIT_UNREACHABLE, EXIT_USAGE
-from tests.fixtures.ray_cluster import ROOT, free_port
+from tests.fixtures.ports import free_port
+from tests.fixtures.ray_cluster import ROOT
 from tests.fixtures.speech import FRENCH_5S, convert, espeak_wav
 from tests.integration.local_graph import LocalGraph
 

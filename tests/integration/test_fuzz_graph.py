@@ -11,25 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections import Counter
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from serve_app.settings import Settings
 from tests.fixtures.gateway_client import GatewayClient, connected_client
+from tests.fixtures.http_fuzz import fuzz_every_operation
 from tests.fixtures.zmq_fuzz import Ledger, drafts, route_models, send_batch, settle, summary
 from tests.integration.local_graph import LocalGraph
 
@@ -98,23 +91,6 @@ def test_after_the_graph_fuzz_nothing_was_answered_twice_and_it_pongs(peers: Pee
 
 def test_http_fuzz_of_the_graph_never_5xx_and_answers_as_documented(local_graph: LocalGraph) -> None:
     spec = httpx.get(f"{local_graph.http_url}/openapi.json", timeout=60).raise_for_status().json()
-    schema = schemathesis.openapi.from_dict(spec)
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-    failures: dict[str, str] = {}
-    calls: Counter[str] = Counter()
-    for result in schema.get_all_operations():
-        operation = result.ok()
-
-        @given(case=operation.as_strategy())
-        @settings(max_examples=HTTP_EXAMPLES, deadline=None, derandomize=True, database=None,
-                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-        def call(case: schemathesis.Case) -> None:
-            calls[case.operation.label] += 1
-            case.call_and_validate(base_url=local_graph.http_url, checks=checks, timeout=300)
-
-        try:
-            call()
-        except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - gathered, reported together below
-            failures[operation.label] = str(exc)[:1500]
-    print(f"\nHTTP graph fuzz: {sum(calls.values())} requests over {len(calls)} operations")
-    assert not failures, "\n\n".join(f"{label}: {text}" for label, text in failures.items())
+    outcome = fuzz_every_operation(spec, local_graph.http_url, max_examples=HTTP_EXAMPLES, timeout_s=300)
+    print(f"\nHTTP graph fuzz: {outcome.summary()}")
+    assert not outcome.failures, outcome.report()

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from tests.fixtures.ray_cluster import ROOT, RayCluster, free_port
+from tests.fixtures.ports import free_port
+from tests.fixtures.ray_cluster import ROOT, RayCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -9,7 +9,8 @@ import subprocess
 import pytest
 import yaml
 
-from tests.fixtures.ray_cluster import BIN, ROOT, RayCluster, env, free_port, wait_http_ready
+from tests.fixtures.ports import free_port
+from tests.fixtures.ray_cluster import BIN, ROOT, RayCluster, env, wait_http_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 

@@ -10,15 +10,13 @@ import base64
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
 from serve_app.audio import decode_audio
-from serve_app.settings import Settings
-from tests.fixtures.speech import FRENCH_5S, convert, espeak_wav, sine_wav_bytes
+from tests.fixtures.speech import convert, sine_wav_bytes
 from tests.integration.local_graph import LocalGraph
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -33,25 +31,6 @@ def base_url(local_graph: LocalGraph) -> str:
 def client(base_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=base_url, timeout=300) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def sender_wav(speech_dir: Path) -> Path:
-    return espeak_wav(FRENCH_5S, speech_dir / "sender_fr.wav")
-
-
-@pytest.fixture(scope="module")
-def whisper():
-    from deployments.transcription.transcriber import Transcriber
-
-    return Transcriber(cache_dir=Settings().cache_dir, beam_size=5)
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    from resemblyzer import VoiceEncoder
-
-    return VoiceEncoder(device="cpu", verbose=False)
 
 
 def words(text: str) -> list[str]:

@@ -14,7 +14,6 @@ import os
 import re
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from serve_app.observability.metrics import (
 )
 from serve_app.pipeline.latency import METRIC_STAGES
 from tests.fixtures.dashboard import alert_metric_names, dashboard_metric_names
-from tests.fixtures.gateway_client import GatewayClient, connected_client, ids_of, new_id
+from tests.fixtures.gateway_client import GatewayClient, ids_of, new_id
 from tests.fixtures.speech import FRENCH_5S, convert, espeak_wav
 from tests.integration.local_graph import LocalGraph
 
@@ -45,15 +44,6 @@ SCRAPE_DEADLINE_S = 90
 RATE_LIMIT_PER_USER = 120
 SERVE_LOGS = Path("/tmp/ray/session_latest/logs/serve")
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/=]{400,}")  # an audio or embedding payload; no log line may hold one
-
-
-@pytest.fixture
-async def gateway(local_graph: LocalGraph) -> AsyncIterator[GatewayClient]:
-    client = await connected_client(local_graph.zmq_pull_port, local_graph.zmq_pub_port, timeout_s=120)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def scrape(url: str) -> dict[str, list[Any]]:

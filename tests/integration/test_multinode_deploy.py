@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from tests.fixtures.gateway_client import connected_client, new_id
-from tests.fixtures.ray_cluster import ROOT, RayCluster, free_port, wait_http_ready
+from tests.fixtures.ports import free_ports
+from tests.fixtures.ray_cluster import ROOT, RayCluster, wait_http_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -49,7 +50,7 @@ def test_production_config_on_two_nodes(
     assert sorted(nodes.values()) == [False, True], nodes
     head = next(node for node, is_head in nodes.items() if is_head)
 
-    pull, pub = free_port(), free_port()
+    pull, pub = free_ports(2)
     # As in the GPU-placement test: the NLLB folder of the production profile is not on this machine,
     # so the embedded translator stands in; keys come through the settings as an operator's secret
     # store would put them; the ZMQ door stays on loopback (one machine) with loopback as its allow-list.

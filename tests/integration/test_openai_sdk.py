@@ -78,21 +78,6 @@ def graph(
             local.deploy()
 
 
-@pytest.fixture(scope="module")
-def whisper():
-    from deployments.transcription.transcriber import Transcriber
-    from serve_app.settings import Settings
-
-    return Transcriber(cache_dir=Settings().cache_dir, beam_size=5)
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    from resemblyzer import VoiceEncoder
-
-    return VoiceEncoder(device="cpu", verbose=False)
-
-
 def times(text: str) -> list[tuple[str, str]]:
     return re.findall(r"(\d\d:\d\d:\d\d[,.]\d{3}) --> (\d\d:\d\d:\d\d[,.]\d{3})", text)
 

@@ -26,7 +26,8 @@ import httpx
 import pytest
 
 from tests.fixtures.gateway_client import GatewayClient, audio_request, connected_client, new_id
-from tests.fixtures.ray_cluster import ROOT, RayCluster, free_port, wait_http_ready
+from tests.fixtures.ports import free_ports
+from tests.fixtures.ray_cluster import ROOT, RayCluster, wait_http_ready
 from tests.fixtures.speech import FRENCH_5S, convert, espeak_wav
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -145,7 +146,7 @@ def voice_m4a(tmp_path: Path) -> bytes:
 
 @pytest.fixture
 def redeploy_graph(exclusive_cluster: RayCluster, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    pull, pub = free_port(), free_port()
+    pull, pub = free_ports(2)
     settings = {"zmq_host": "127.0.0.1", "zmq_pull_port": pull, "zmq_pub_port": pub}
     port = exclusive_cluster.deploy(ROOT / "serve_config.local.yaml", tmp_path, settings=settings)
     try:

@@ -34,7 +34,8 @@ from standardwebhooks import Webhook
 
 from serve_app.security.keys import key_digest
 from tests.fixtures.gateway_client import Event, GatewayClient, connected_client, new_id
-from tests.fixtures.ray_cluster import ROOT, RayCluster, free_port, wait_http_ready
+from tests.fixtures.ports import free_ports
+from tests.fixtures.ray_cluster import ROOT, RayCluster, wait_http_ready
 from tests.fixtures.speech import FRENCH_5S, convert, espeak_wav, sine_wav_bytes
 from tests.integration.local_graph import LocalGraph
 
@@ -133,9 +134,7 @@ def secure_graph(
         {"name": "ops", "sha256": key_digest(ADMIN_KEY), "role": "admin"},
         {"name": "alice-app", "sha256": key_digest(ALICE_KEY), "role": "user", "user_id": "alice"},
     ]))
-    pull, pub = free_port(), free_port()
-    while pub == pull:
-        pub = free_port()
+    pull, pub = free_ports(2)
     settings = {
         **graph_extra_settings,
         "auth": "required",

@@ -36,10 +36,10 @@ from serve_app.stores import (
 )
 from serve_app.stores.translation_cache import audio_digest
 from serve_app.stores.voice_profiles import utcnow
+from tests.fixtures.ports import free_port
 from tests.fixtures.profiles import Clock, vec
 from tests.fixtures.servers import (  # noqa: F401 - pytest fixtures
     ServerProcess,
-    free_port,
     mongo_process,
     mongo_server,
     redis_process,

@@ -20,17 +20,16 @@ import base64
 import concurrent.futures
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from serve_app.audio import decode_audio
-from serve_app.settings import Settings
 from tests.fixtures import gateway_shapes as shapes
 from tests.fixtures.gateway_client import Event, GatewayClient, audio_request, connected_client, new_id
-from tests.fixtures.speech import FRENCH_5S, convert, espeak_wav
+from tests.fixtures.speech import convert
 from tests.integration.local_graph import LocalGraph
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -74,30 +73,9 @@ TRANSLATED_AUDIO = {"targetLanguage": str, "translatedText": str, "audioUrl": st
                     "segments": list}
 
 
-@pytest.fixture
-async def gateway(local_graph: LocalGraph) -> AsyncIterator[GatewayClient]:
-    client = await connected_client(local_graph.zmq_pull_port, local_graph.zmq_pub_port, timeout_s=120)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture(scope="module")
-def sender_wav(speech_dir: Path) -> Path:
-    return espeak_wav(FRENCH_5S, speech_dir / "zmq_sender_fr.wav")
-
-
 @pytest.fixture(scope="module")
 def voice_m4a(sender_wav: Path) -> bytes:
     return convert(sender_wav, "m4a")
-
-
-@pytest.fixture(scope="module")
-def whisper():
-    from deployments.transcription.transcriber import Transcriber
-
-    return Transcriber(cache_dir=Settings().cache_dir, beam_size=5)
 
 
 async def voice_message(local_graph: LocalGraph, body: dict[str, Any], *binaries: bytes) -> list[Event]:
@@ -310,9 +288,7 @@ async def test_transcription_only_corrupt_audio(gateway: GatewayClient) -> None:
 
 async def voice_api_call(gateway: GatewayClient, body: dict[str, Any], timeout_s: float = TEXT_TIMEOUT_S) -> Any:
     """One voice API request; its `voice_api_success` result, after checking the envelope."""
-    task = new_id()
-    await gateway.send({**body, "taskId": task})
-    event = await gateway.wait_for(lambda e: e.get("taskId") == task, timeout_s)
+    event = await gateway.ask(body, timeout_s)
     assert event.type == "voice_api_success", event.body
     assert event["requestType"] == body["type"] and isinstance(event["processingTimeMs"], int)
     check_timestamp(event["timestamp"])
@@ -502,9 +478,7 @@ async def test_voice_api_type_answers(
         body = {**body, "audioBase64": audio}
     if body["type"] == "voice_compare":
         body = {**body, "audioBase64_1": audio, "audioBase64_2": audio}
-    task = new_id()
-    await gateway.send({**body, "taskId": task})
-    event = await gateway.wait_for(lambda e: e.get("taskId") == task, VOICE_TIMEOUT_S)
+    event = await gateway.ask(body, VOICE_TIMEOUT_S)
     assert event["requestType"] == body["type"]
     check_timestamp(event["timestamp"])
     if expected != "success":

@@ -12,10 +12,9 @@ import pytest
 from serve_app.assembly.cli import main
 from serve_app.audio import decode_audio
 from serve_app.client.service import EXIT_AUTH, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
-from tests.fixtures.door_server import served_door
 from tests.fixtures.fake_stages import FakeStages
-from tests.fixtures.http_door import SERVICE_KEY, door_settings
-from tests.fixtures.ray_cluster import free_port
+from tests.fixtures.http_door import SERVICE_KEY, door_settings, served_http_door
+from tests.fixtures.ports import free_port
 from tests.fixtures.speech import espeak_wav
 
 pytestmark = pytest.mark.timeout(60)
@@ -23,8 +22,8 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture(scope="module")
 def door_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with served_door(door_settings(tmp_path_factory.mktemp("cli-door"))) as url:
-        yield url
+    with served_http_door(door_settings(tmp_path_factory.mktemp("cli-door"))) as served:
+        yield served.base_url
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +101,8 @@ def test_bad_usage_and_refused_input(door_url: str, tmp_path: Path, capsys: pyte
 def test_a_failed_language_is_reported_and_the_others_delivered(message: Path, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "door").mkdir()
-    with served_door(door_settings(tmp_path / "door"), FakeStages(fail_tts_for="es")) as url:
-        assert cli(url, "translate", str(message), "--to", "en,es", "--out", str(tmp_path / "out")) == EXIT_FAILED
+    with served_http_door(door_settings(tmp_path / "door"), FakeStages(fail_tts_for="es")) as served:
+        out = str(tmp_path / "out")
+        assert cli(served.base_url, "translate", str(message), "--to", "en,es", "--out", out) == EXIT_FAILED
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["message.en.mp3"]
     assert "failed" in capsys.readouterr().err

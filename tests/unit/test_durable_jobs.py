@@ -19,7 +19,7 @@ from tests.fixtures.fake_stages import FakeStages
 from tests.fixtures.gateway_client import GatewayClient, connected_client, new_id
 from tests.fixtures.gateway_server import running_gateway
 from tests.fixtures.loopback_http import loopback_server
-from tests.fixtures.ray_cluster import free_port
+from tests.fixtures.ports import free_port
 from tests.fixtures.servers import start_server
 from tests.fixtures.speech import sine_wav_bytes
 from tests.unit.test_webhooks import SECRET, Receiver
@@ -58,9 +58,7 @@ async def client_of(server: Any) -> GatewayClient:
 
 
 async def api_call(client: GatewayClient, body: dict[str, Any]) -> Any:
-    task = new_id()
-    await client.send({**body, "taskId": task})
-    return await client.wait_for(lambda e: e.get("taskId") == task, 10)
+    return await client.ask(body, 10)
 
 
 def submit(task: str, user: str = "u1", **extra: Any) -> dict[str, Any]:

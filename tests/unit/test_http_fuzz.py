@@ -9,22 +9,14 @@ declares (status code, content type, body: every 4xx is the documented `ErrorBod
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
-from schemathesis.checks import CheckFunction, not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from tests.fixtures import fake_stages
 from tests.fixtures.http_door import ADMIN_KEY, ServedDoor, auth, door_settings, http_door, served_http_door
+from tests.fixtures.http_fuzz import fuzz_every_operation
 
 MAX_EXAMPLES = 50  # per operation
 
@@ -41,35 +33,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedDoor]:
         fake_stages.DELAY = delay
 
 
-CHECKS: list[CheckFunction] = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
-
-
 def test_every_operation_answers_within_its_schema_and_never_5xx(served: ServedDoor) -> None:
     """Each operation in turn, its own hypothesis run; failures are gathered so one run reports them all."""
-    schema = schemathesis.openapi.from_dict(served.app.openapi())
-    failures: dict[str, str] = {}
-    calls: Counter[str] = Counter()
-    for result in schema.get_all_operations():
-        operation = result.ok()
-
-        @given(case=operation.as_strategy())
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-        def call(case: schemathesis.Case) -> None:
-            calls[case.operation.label] += 1
-            case.call_and_validate(base_url=served.base_url, headers=auth(ADMIN_KEY), checks=CHECKS, timeout=30)
-
-        try:
-            call()
-        except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - gathered, reported below with every other operation's
-            failures[operation.label] = str(exc)[:1500]
-    print(f"\nHTTP fuzz: {sum(calls.values())} requests over {len(calls)} operations")
-    assert not failures, "\n\n".join(f"{label}: {text}" for label, text in failures.items())
+    outcome = fuzz_every_operation(served.app.openapi(), served.base_url, max_examples=MAX_EXAMPLES, timeout_s=30,
+                                   headers=auth(ADMIN_KEY))
+    print(f"\nHTTP fuzz: {outcome.summary()}")
+    assert not outcome.failures, outcome.report()
 
 
 def test_the_schema_documents_the_error_body_on_every_operation(served: ServedDoor) -> None:

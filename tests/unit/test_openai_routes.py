@@ -8,7 +8,7 @@ import base64
 import io
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,8 @@ import httpx
 import openai
 import pytest
 
-from ingress.http.door import HttpDoor
 from tests.fixtures.fake_stages import TIMED_SEGMENTS, FakeStages
-from tests.fixtures.http_door import ADMIN_KEY, ALICE_KEY, BOB_KEY, door_settings, http_door_server
+from tests.fixtures.http_door import ADMIN_KEY, ALICE_KEY, BOB_KEY, ServedDoor, door_settings, served_http_door
 from tests.fixtures.speech import sine_wav_bytes
 
 AUDIO = sine_wav_bytes(1.0)
@@ -28,17 +27,17 @@ SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 
 
 class Door:
-    def __init__(self, url: str, door: HttpDoor) -> None:
-        self.url, self.door = url, door
+    def __init__(self, served: ServedDoor) -> None:
+        self.served, self.url = served, served.base_url
 
     def client(self, key: str = ADMIN_KEY) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, timeout=30)
 
 
 @pytest.fixture
-async def door(tmp_path: Path) -> AsyncIterator[Door]:
-    async with http_door_server(door_settings(tmp_path), FakeStages()) as (url, http_door):
-        yield Door(url, http_door)
+def door(tmp_path: Path) -> Iterator[Door]:
+    with served_http_door(door_settings(tmp_path), FakeStages()) as served:
+        yield Door(served)
 
 
 def decode(data: bytes) -> tuple[int, float]:
@@ -47,6 +46,11 @@ def decode(data: bytes) -> tuple[int, float]:
         stream = container.streams.audio[0]
         samples = sum(frame.samples for frame in container.decode(stream))
         return stream.rate, samples / stream.rate
+
+
+def sse_payloads(text: str) -> list[dict[str, Any]]:
+    """The JSON of every `data:` line of an OpenAI-style event stream, in order."""
+    return [json.loads(line[len("data: "):]) for line in text.splitlines() if line.startswith("data: ")]
 
 
 def srt_times(text: str) -> list[tuple[str, str]]:
@@ -135,7 +139,7 @@ async def test_speech_streams_sse_deltas(door: Door) -> None:
         r = await http.post("/v1/audio/speech", json={"model": "tts-1", "voice": "alloy", "input": "One. Two. Three.",
                                                        "response_format": "mp3", "stream_format": "sse"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-    events = [json.loads(line[len("data: "):]) for line in r.text.splitlines() if line.startswith("data: ")]
+    events = sse_payloads(r.text)
     assert [e["type"] for e in events] == ["speech.audio.delta"] * 3 + ["speech.audio.done"]
     for event in events[:3]:
         assert decode(base64.b64decode(event["audio"]))[1] == pytest.approx(0.5, abs=0.1)
@@ -143,7 +147,7 @@ async def test_speech_streams_sse_deltas(door: Door) -> None:
 
 
 async def _alice_profile(door: Door) -> None:
-    await door.door.pipeline.profile_create("alice", sine_wav_bytes(11.0))
+    await door.served.run(door.served.door.pipeline.profile_create("alice", sine_wav_bytes(11.0)))
 
 
 async def test_speech_in_a_users_cloned_voice_follows_the_trust_rules(door: Door) -> None:
@@ -206,7 +210,7 @@ async def test_voice_translations_stream_one_voice_per_language(door: Door) -> N
         refused = await http.post("/v1/audio/voice-translations", files={"file": ("a.wav", AUDIO)},
                                   data={"target_languages": "en", "user_id": "bob"})
     assert r.status_code == 200, r.text
-    events = [json.loads(line[len("data: "):]) for line in r.text.splitlines() if line.startswith("data: ")]
+    events = sse_payloads(r.text)
     kinds = [e["type"] for e in events]
     assert kinds[0] == "voice_translation.transcript" and kinds[-1] == "voice_translation.done"
     languages = {e["language"]: e for e in events if e["type"] == "voice_translation.language"}

@@ -12,8 +12,7 @@ import httpx
 import pytest
 
 from tests.fixtures.browser import CHROMIUM, browser_page, use_page
-from tests.fixtures.door_server import served_door
-from tests.fixtures.http_door import ALICE_KEY, door_settings
+from tests.fixtures.http_door import ALICE_KEY, door_settings, served_http_door
 from tests.fixtures.speech import FRENCH_5S, espeak_wav, sine_wav_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,8 +23,8 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def door_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with served_door(door_settings(tmp_path_factory.mktemp("page-door"))) as url:
-        yield url
+    with served_http_door(door_settings(tmp_path_factory.mktemp("page-door"))) as served:
+        yield served.base_url
 
 
 def test_page_files_load_without_a_key_under_a_strict_csp(door_url: str) -> None:

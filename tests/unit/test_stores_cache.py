@@ -6,7 +6,6 @@ in tests/integration/test_stores_real.py.
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -22,13 +21,7 @@ from serve_app.stores.translation_cache import (
     transcription_key,
     translation_key,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
+from tests.fixtures.ports import free_port
 
 VALUE = CachedTranslation(
     translated_text="Hello", source_language="fr", target_language="en", model="gemma", confidence=0.9

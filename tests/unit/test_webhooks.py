@@ -29,7 +29,7 @@ from serve_app.settings import Settings
 from tests.fixtures.gateway_client import connected_client, new_id
 from tests.fixtures.gateway_server import running_gateway
 from tests.fixtures.loopback_http import Request, loopback_server, respond
-from tests.fixtures.ray_cluster import free_port
+from tests.fixtures.ports import free_port
 from tests.fixtures.speech import sine_wav_bytes
 
 pytestmark = pytest.mark.timeout(60)

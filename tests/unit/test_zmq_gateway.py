@@ -201,9 +201,7 @@ def b64(audio: bytes) -> str:
 
 async def voice_api_call(gateway: GatewayClient, body: dict[str, Any], timeout_s: float = 10) -> Any:
     """Send one voice API request; return its `voice_api_success` result after checking the envelope."""
-    task = new_id()
-    await gateway.send({**body, "taskId": task})
-    event = await gateway.wait_for(lambda e: e.get("taskId") == task, timeout_s)
+    event = await gateway.ask(body, timeout_s)
     assert event.type == "voice_api_success", event.body
     assert event["requestType"] == body["type"] and isinstance(event["processingTimeMs"], int)
     assert isinstance(event["timestamp"], float)
@@ -510,9 +508,7 @@ async def test_voice_profile_verify_and_compare_results(gateway: GatewayClient) 
 )
 async def test_voice_api_types_always_answer(gateway: GatewayClient, body: dict[str, Any], code: str) -> None:
     """Unknown profiles and jobs are NOT_FOUND, corrupt audio and bad fields INVALID_REQUEST: each answers."""
-    task = new_id()
-    await gateway.send({**body, "taskId": task})
-    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    event = await gateway.ask(body, 5)
     assert event.type == "voice_api_error"
     assert event["requestType"] == body["type"] and event["errorCode"] == code and event["error"]
     assert isinstance(event["timestamp"], float)
@@ -545,9 +541,7 @@ async def test_voice_api_profile_operations_run_on_the_real_pipeline(
 ) -> None:
     """The pipeline is the real one over fake stages and a file store: analyze, list and feedback
     succeed with their own results (camelCase on this API)."""
-    task = new_id()
-    await gateway.send({**body, "taskId": task})
-    event = await gateway.wait_for(lambda e: e.get("taskId") == task, 5)
+    event = await gateway.ask(body, 5)
     assert event.type == "voice_api_success" and event["requestType"] == body["type"]
     check(event["result"])
 

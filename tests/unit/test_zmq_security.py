@@ -260,9 +260,7 @@ async def test_user_rate_limit_counts_per_user(tmp_path: Path) -> None:
                          {"type": "voice_analyze", "userId": "u1", "audioBase64": audio},
                          {"type": "voice_history", "userId": "u1"},
                          {"type": "voice_history", "userId": "u2"}):
-                task = new_id()
-                await client.send({**body, "taskId": task})
-                answers.append(await client.wait_for(lambda e, t=task: e.get("taskId") == t, 5))
+                answers.append(await client.ask(body, 5))
             assert [a.type for a in answers] == ["voice_api_success", "voice_api_success", "voice_api_error",
                                                  "voice_api_success"]
             assert answers[2]["errorCode"] == "RATE_LIMITED" and answers[2]["retryAfterMs"] > 0

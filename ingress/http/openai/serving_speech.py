@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from ingress.http.openai.protocol import SpeechUsage
-from ingress.http.openai.serving_transcription import sse_data
+from ingress.http.rendering import sse_data
 from serve_app.audio import MIME_TYPES, encode_audio, pcm_from_bytes, resample
 from serve_app.domain.voice import SpeechClip
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ingress.http.openai.protocol import SegmentOut, TranscriptionJson, VerboseTranscription, WordOut
+from ingress.http.rendering import sse_data
 from serve_app.domain.transcription import Segment, Transcription
 
 
@@ -64,11 +63,6 @@ def render(t: Transcription, response_format: str, granularities: Iterable[str] 
     if response_format == "verbose_json":
         return JSONResponse(verbose(t, granularities).model_dump(exclude_none=True))
     return JSONResponse(TranscriptionJson(text=t.text).model_dump())
-
-
-def sse_data(payload: dict[str, Any]) -> str:
-    """One OpenAI-style server-sent event: a `data:` line whose JSON names its own `type`."""
-    return f"data: {json.dumps(payload)}\n\n"
 
 
 def deltas(t: Transcription) -> list[str]:

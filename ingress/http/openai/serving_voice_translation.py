@@ -11,8 +11,7 @@ import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ingress.http.openai.serving_transcription import sse_data
-from ingress.http.rendering import openai_service_error_body
+from ingress.http.rendering import openai_service_error_body, sse_data
 from serve_app.domain.voice import PipelineEvent
 from serve_app.errors import as_service_error
 

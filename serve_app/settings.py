@@ -50,7 +50,7 @@ class StageDeadlineSettings(BaseSettings):
 
     model_config = _CONFIG
 
-    transcribe_timeout_s: float = Field(default=20.0, gt=0, description="Transcribe: base seconds.")
+    transcribe_timeout_s: float = Field(default=30.0, gt=0, description="Transcribe: base seconds.")
     transcribe_timeout_per_audio_s: float = Field(default=1.0, ge=0, description="... plus this per audio second.")
     speaker_reference_timeout_s: float = Field(default=15.0, gt=0, description="Speaker embedding: base seconds.")
     speaker_reference_timeout_per_audio_s: float = Field(default=0.5, ge=0, description="... per audio second.")

@@ -136,7 +136,10 @@ async def test_metrics_and_logs_of_a_voice_and_a_cached_text_message(
     while True:
         samples = scrape(url)
         stages_seen = {s.labels.get("stage") for s in samples.get(f"{hist}_count", []) if s.value > 0}
-        if (set(METRIC_STAGES) <= stages_seen
+        # Each replica's figures reach the agent on its own export cycle (a replica Serve just replaced
+        # starts a new one): wait until every name the dashboard and alerts read is there too.
+        complete = not (dashboard_metric_names() | alert_metric_names()) - set(samples)
+        if (set(METRIC_STAGES) <= stages_seen and complete
                 and total(samples, f"{hits}_total", kind="translation") >= 1) or time.monotonic() > deadline:
             break
         time.sleep(3)

@@ -14,7 +14,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 
 APT_PACKAGES := espeak-ng sox libsndfile1 redis-server chromium
 
-.PHONY: setup apt venv weights run test unit integration bench bench-zmq bench-cache bench-translator lint clean
+.PHONY: setup apt venv weights run test unit integration bench bench-zmq bench-cache bench-translator bench-whisper lint clean
 
 setup: apt $(STAMP) weights
 
@@ -65,6 +65,9 @@ bench-cache: setup
 
 bench-translator: setup
 	set -o pipefail; $(PY) bench/translator_quality.py | tee bench/last_run_translator_quality.txt
+
+bench-whisper: setup
+	set -o pipefail; $(PY) bench/whisper_decoding.py | tee bench/last_run_whisper_decoding.txt
 
 lint: setup
 	$(VENV)/bin/ruff check .

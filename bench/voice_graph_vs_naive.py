@@ -74,6 +74,17 @@ def messages(seconds: int, tmp: Path) -> Iterator[bytes]:
         yield convert(espeak_wav(text, tmp / f"m{seconds}-{i}.wav"), "m4a")
 
 
+def _process_label(cmdline: str) -> str:
+    """A short name for a Ray process: the Serve replica's deployment, or the Ray component."""
+    if "ServeReplica:" in cmdline:
+        return cmdline.split("ServeReplica:", 1)[1].split()[0].split(":")[-1]
+    for part in ("gcs_server", "raylet", "dashboard", "log_monitor", "runtime_env", "ServeController",
+                 "ProxyActor", "default_worker"):
+        if part in cmdline:
+            return part
+    return cmdline.split()[0].rsplit("/", 1)[-1] if cmdline else "?"
+
+
 class MemorySampler(threading.Thread):
     """Peak PSS/RSS summed over a set of processes (this one, or every Ray process)."""
 
@@ -81,6 +92,8 @@ class MemorySampler(threading.Thread):
         super().__init__(daemon=True)
         self.ray_only, self.stop_flag = ray_only, threading.Event()
         self.peak_pss = self.peak_rss = 0
+        self.peak_breakdown: dict[str, int] = {}
+        self.last: dict[str, int] = {}
 
     def procs(self) -> list[psutil.Process]:
         if not self.ray_only:
@@ -96,11 +109,14 @@ class MemorySampler(threading.Thread):
     def sample(self) -> tuple[int, int]:
         """(PSS, RSS) summed over the processes now; PSS counts a shared page once in total."""
         pss = rss = 0
+        self.last: dict[str, int] = {}
         for p in self.procs():
             try:
                 info = p.memory_full_info()
                 pss += info.pss
                 rss += info.rss
+                name = _process_label(" ".join(p.cmdline()))
+                self.last[name] = self.last.get(name, 0) + info.pss
             except (psutil.Error, AttributeError):
                 continue
         return pss, rss
@@ -108,6 +124,8 @@ class MemorySampler(threading.Thread):
     def run(self) -> None:
         while not self.stop_flag.is_set():
             pss, rss = self.sample()
+            if pss > self.peak_pss:
+                self.peak_breakdown = dict(self.last)
             self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
             time.sleep(0.5)
 
@@ -131,7 +149,9 @@ class NaiveBaseline:
         s = Settings()
         self.sampler = MemorySampler(ray_only=False)
         self.sampler.start()
-        self.whisper = Transcriber(s.whisper_model, cache_dir=s.cache_dir, beam_size=s.whisper_beam_size)
+        self.whisper = Transcriber(s.whisper_model, cache_dir=s.cache_dir, beam_size=s.whisper_beam_size,
+                                   log_prob_threshold=s.whisper_log_prob_threshold,
+                                   repetition_penalty=s.whisper_repetition_penalty)
         self.translator = TranslationService(
             Translator.from_config(s.translator_backend, s.translator_model, cache_dir=s.cache_dir)
         )
@@ -209,7 +229,9 @@ class Graph:
                     event = line[7:].strip()
                 elif line.startswith("data: "):
                     payload = json.loads(line[6:])
-                    if event == "language":
+                    if event == "transcription":  # decode + transcribe (the embedding runs beside it)
+                        self.stages.setdefault("decode+transcribe", []).append(payload["processing_time_ms"] / 1000)
+                    elif event == "language":
                         languages += 1
                         first = first or time.perf_counter() - t0
                         for k, v in (payload.get("translation") or {}).get("timings_ms", {}).items():
@@ -312,6 +334,8 @@ def report(baseline: NaiveBaseline, graph: Graph, main_case: dict[str, list[floa
     print(f"graph/floor (p50): {statistics.median(g) / floor:.2f}   (target <= 1.25)")
     print(f"first audio/baseline total (p50): {statistics.median(first) / b50:.2f}   (target <= 0.40)")
     print(f"service PSS: idle {idle_pss / 2**30:.2f} GiB, peak {g_mem.peak_pss / 2**30:.2f} GiB   (target <= 3.0)")
+    print("service PSS at its peak, by process (MiB):",
+          {k: round(v / 2**20) for k, v in sorted(g_mem.peak_breakdown.items(), key=lambda kv: -kv[1])})
     print("\nbaseline per-stage medians (s, per call):",
           {k: round(statistics.median(v), 3) for k, v in baseline.stages.items() if v})
     print("graph per-stage medians (s):", {k: round(statistics.median(v), 3) for k, v in graph.stages.items()})

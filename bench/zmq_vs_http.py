@@ -15,8 +15,10 @@ the same texts again: answered from the translation cache, it shows what each do
 
     .venv/bin/python bench/zmq_vs_http.py --messages 30 --rounds 3
 
---batch-configs "8:0.02:8,24:0.1:24" then redeploys the same graph once per `max_batch:wait_s:ct2_batch`
-(translator_max_batch_size, translator_batch_wait_s, translator_options.max_batch_size) and sends
+--batch-configs "8:0.02:8,16:0.1:16:1:2" then redeploys the same graph once per
+`max_batch:wait_s:ct2_batch[:intra_threads:inter_threads]` (translator_max_batch_size,
+translator_batch_wait_s, translator_options; threads default to 2x1, the setting before
+issue 13's thread budgets) and sends
 --messages new texts over ZMQ in one burst per config: messages/s and p95 of the uncached model path
 under each batching setting, in the same run (the first config should be today's setting).
 """
@@ -249,7 +251,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds the messages are split into")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for one batch")
     parser.add_argument("--batch-configs", default="",
-                        help="comma-separated max_batch:wait_s:ct2_batch to compare on new texts, ZMQ only")
+                        help="comma-separated max_batch:wait_s:ct2_batch[:intra:inter] to compare on new texts, "
+                             "ZMQ only")
     parser.add_argument("--skip-doors", action="store_true", help="only the --batch-configs comparison")
     args = parser.parse_args()
     output = OUTPUT_BATCHING_ONLY if args.skip_doors else OUTPUT
@@ -271,8 +274,9 @@ def main() -> None:
             rows = []
             fresh = sentences()[2 * args.messages + 4 :]  # never sent by the doors comparison
             for i, spec in enumerate(c for c in args.batch_configs.split(",") if c.strip()):
-                size, wait, ct2 = spec.split(":")
-                options = {"intra_threads": 2, "max_batch_size": int(ct2)}
+                size, wait, ct2, *threads = spec.split(":")
+                intra, inter = (int(threads[0]), int(threads[1])) if threads else (2, 1)
+                options = {"intra_threads": intra, "inter_threads": inter, "max_batch_size": int(ct2)}
                 cluster.deploy(ROOT / "serve_config.local.yaml", Path(tmp), settings={
                     "zmq_host": "127.0.0.1", "zmq_pull_port": pull, "zmq_pub_port": pub,
                     "translator_max_batch_size": int(size), "translator_batch_wait_s": float(wait),
@@ -281,8 +285,8 @@ def main() -> None:
                 cluster.wait_running()
                 n = args.messages + 2
                 texts = fresh[i * n : (i + 1) * n]
-                rows.append(asyncio.run(zmq_only(pull, pub, texts, f"batch {size}, wait {wait} s, ct2 {ct2}",
-                                                 args.timeout)))
+                label = f"batch {size}, wait {wait} s, ct2 {ct2}, threads {intra}x{inter}"
+                rows.append(asyncio.run(zmq_only(pull, pub, texts, label, args.timeout)))
                 print(f"batching {spec}: {rows[-1].messages_ok} messages in {rows[-1].wall_s:.2f} s", file=out,
                       flush=True)
             if rows:

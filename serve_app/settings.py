@@ -101,6 +101,11 @@ class WhisperSettings(RuntimeSettings):
     whisper_beam_size: int = Field(default=5, ge=1, le=10)
     whisper_vad: bool = True
     whisper_cpu_threads: int = Field(default=0, ge=0, description="0 = library default")
+    whisper_log_prob_threshold: float | None = Field(
+        default=None, description="Re-decode at a higher temperature below this mean log-prob (None = never; "
+        "faster-whisper's own default is -1.0, measured slower and no more accurate: bench/whisper_decoding.py).",
+    )
+    whisper_repetition_penalty: float = Field(default=1.1, ge=1.0)
 
 
 class TranslatorSettings(RuntimeSettings):

@@ -33,8 +33,16 @@ class Call:
 
 
 class CallWatchdog:
-    def __init__(self, grace_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        grace_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_idle: Callable[[], object] | None = None,
+    ) -> None:
+        """`on_idle` runs in the model thread after a call that leaves none in flight (the deployments
+        pass `serve_app.heap.release_free_heap`)."""
         self.grace_s = grace_s
+        self._on_idle = on_idle
         self._clock = clock
         self._lock = threading.Lock()
         self._ids = itertools.count()
@@ -54,6 +62,9 @@ class CallWatchdog:
                 del self._calls[key]
                 self.last_finished = self._clock()
                 self.finished += 1
+                idle = not self._calls
+            if idle and self._on_idle is not None:
+                self._on_idle()
 
     def in_flight(self) -> int:
         with self._lock:

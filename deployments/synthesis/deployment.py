@@ -11,6 +11,7 @@ from deployments.synthesis.service import SynthesisService
 from deployments.synthesis.synthesizer import Synthesizer
 from serve_app.deadlines import StageDeadlines
 from serve_app.domain.voice import SpeechClip
+from serve_app.heap import release_free_heap
 from serve_app.settings import TtsSettings, replica_settings, resolve_device
 from serve_app.watchdog import CallWatchdog
 
@@ -28,7 +29,7 @@ class SynthesizerDeployment:
         )
         self.service = SynthesisService(synthesizer)
         self.deadlines = StageDeadlines(settings)
-        self.watchdog = CallWatchdog(settings.watchdog_grace_s)
+        self.watchdog = CallWatchdog(settings.watchdog_grace_s, on_idle=release_free_heap)
 
     async def synthesize(self, text: str, language: str) -> SpeechClip:
         limit = self.deadlines.synthesize(len(text))

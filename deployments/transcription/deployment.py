@@ -11,6 +11,7 @@ from deployments.transcription.transcriber import Transcriber
 from serve_app.audio import pcm_from_bytes
 from serve_app.deadlines import StageDeadlines, audio_seconds
 from serve_app.domain.transcription import TranscribeOptions, Transcription
+from serve_app.heap import release_free_heap
 from serve_app.settings import WhisperSettings, replica_settings, resolve_device
 from serve_app.watchdog import CallWatchdog
 
@@ -29,9 +30,11 @@ class TranscriberDeployment:
             beam_size=settings.whisper_beam_size,
             vad=settings.whisper_vad,
             cpu_threads=settings.whisper_cpu_threads,
+            log_prob_threshold=settings.whisper_log_prob_threshold,
+            repetition_penalty=settings.whisper_repetition_penalty,
         )
         self.deadlines = StageDeadlines(settings)
-        self.watchdog = CallWatchdog(settings.watchdog_grace_s)
+        self.watchdog = CallWatchdog(settings.watchdog_grace_s, on_idle=release_free_heap)
 
     async def transcribe(
         self, pcm: bytes, language: str | None = None, options: TranscribeOptions | None = None

@@ -16,6 +16,7 @@ from deployments.translation.translator import Translator
 from serve_app.deadlines import StageDeadlines
 from serve_app.domain.translation import TranslationResult
 from serve_app.errors import ServiceError
+from serve_app.heap import release_free_heap
 from serve_app.settings import TranslatorSettings, replica_settings, resolve_device
 from serve_app.watchdog import CallWatchdog
 
@@ -36,7 +37,7 @@ class TranslatorDeployment:
         )
         self.service = TranslationService(translator)
         self.deadlines = StageDeadlines(settings)
-        self.watchdog = CallWatchdog(settings.watchdog_grace_s)
+        self.watchdog = CallWatchdog(settings.watchdog_grace_s, on_idle=release_free_heap)
         self._batched.set_max_batch_size(settings.translator_max_batch_size)
         self._batched.set_batch_wait_timeout_s(settings.translator_batch_wait_s)
 

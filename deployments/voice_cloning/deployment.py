@@ -11,6 +11,7 @@ from deployments.voice_cloning.service import CloningService
 from deployments.voice_cloning.voice_cloner import VoiceCloner
 from serve_app.deadlines import StageDeadlines, audio_seconds
 from serve_app.domain.voice import ConvertedClip, SpeechClip
+from serve_app.heap import release_free_heap
 from serve_app.settings import VoiceCloneSettings, replica_settings, resolve_device
 from serve_app.watchdog import CallWatchdog
 
@@ -24,7 +25,7 @@ class VoiceClonerDeployment:
         )
         self.service = CloningService(cloner)
         self.deadlines = StageDeadlines(settings)
-        self.watchdog = CallWatchdog(settings.watchdog_grace_s)
+        self.watchdog = CallWatchdog(settings.watchdog_grace_s, on_idle=release_free_heap)
 
     async def speaker_reference(self, pcm: bytes, sample_rate: int) -> bytes:
         limit = self.deadlines.speaker_reference(audio_seconds(pcm, sample_rate))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ from deployments.synthesis.backends.espeak import EspeakBackend
 from deployments.synthesis.backends.kokoro import MAX_TOKENS, KokoroBackend, split_tokens
 from deployments.synthesis.backends.piper import PiperBackend
 from serve_app.errors import UnsupportedLanguageError
+from tests.fixtures.speech import word_error_rate
 
 pytestmark = pytest.mark.integration
 
@@ -114,21 +113,6 @@ def test_unusable_xtts_is_skipped_with_reason(cache_dir):
 
 
 # ---- intelligibility ------------------------------------------------------------------------
-
-
-def _words(text: str) -> list[str]:
-    text = unicodedata.normalize("NFC", text.lower()).replace("'", " ")
-    return re.sub(r"[^\w\s]", " ", text).split()
-
-
-def word_error_rate(ref: str, hyp: str) -> float:
-    r, h = _words(ref), _words(hyp)
-    row = list(range(len(h) + 1))
-    for i in range(1, len(r) + 1):
-        diag, row[0] = row[0], i
-        for j in range(1, len(h) + 1):
-            diag, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diag + (r[i - 1] != h[j - 1]))
-    return row[len(h)] / max(1, len(r))
 
 
 def test_word_error_rate_helper():

@@ -115,3 +115,24 @@ async def test_a_model_deployments_health_check_fails_while_its_model_thread_is_
     release.set()
     assert await call == "clip"
     replica.check_health()
+
+
+def test_on_idle_runs_only_when_the_last_call_finishes():
+    """The heap trim must never run while another model call is still using the allocator."""
+    seen: list[int] = []
+    dog = CallWatchdog(grace_s=5, on_idle=lambda: seen.append(dog.in_flight()))
+
+    def outer() -> None:
+        dog.run("inner", 1.0, lambda: None)  # finishes while `outer` is still in flight: no trim yet
+        assert seen == []
+
+    dog.run("outer", 1.0, outer)
+    assert seen == [0]
+
+
+def test_release_free_heap_trims_on_glibc():
+    import platform
+
+    from serve_app.heap import release_free_heap
+
+    assert release_free_heap() is (platform.libc_ver()[0] == "glibc")

@@ -255,6 +255,7 @@ class GemmaBackend:
         max_batch_size: int = 8,
         max_new_tokens: int = 160,
         intra_threads: int = 0,
+        inter_threads: int = 1,
         model_id: str = MODEL_ID,
         few_shot: str = DEFAULT_FEW_SHOT,
         **decoding: object,
@@ -273,10 +274,12 @@ class GemmaBackend:
         self.model_id = model_id
         self.max_batch_size = max_batch_size
         self.max_new_tokens = max_new_tokens
+        self.inter_threads = max(1, inter_threads)
         self._tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
         compute = compute_type or ("int8" if device == "cpu" else "int8_float16")
         self._model = ctranslate2.Generator(
-            str(model_dir), device=device, compute_type=compute, intra_threads=intra_threads
+            str(model_dir), device=device, compute_type=compute, intra_threads=intra_threads,
+            inter_threads=self.inter_threads,
         )
         # Stop at the end of the line: the prompt puts one translation per line.
         self._end_tokens = [
@@ -313,10 +316,13 @@ class GemmaBackend:
         # One bound for the batch: the longest source's, so no text is cut short.
         longest = max(len(self._tokens(text)) for text in sources)
         options = self.decoding
+        # With several inter_threads CTranslate2 decodes sub-batches side by side: split the batch
+        # evenly across them rather than leaving a worker idle behind one full sub-batch.
+        per_worker = min(self.max_batch_size, -(-len(prompts) // self.inter_threads))
         results = self._model.generate_batch(
             prompts,
             static_prompt=static_prompt,
-            max_batch_size=self.max_batch_size,
+            max_batch_size=per_worker,
             max_length=new_token_budget(longest, options, self.max_new_tokens),
             sampling_topk=1,
             repetition_penalty=options.repetition_penalty,

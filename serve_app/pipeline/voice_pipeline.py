@@ -10,6 +10,8 @@ deployed one through `ingress.pipeline_client`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from typing import Any
@@ -32,7 +34,19 @@ from serve_app.stores.translation_cache import TranslationCache
 
 log = logging.getLogger(__name__)
 STORE_RETRY_S = 30.0
+DECODING_GENERATION = 2
+"""Bumped when the backends' default decoding changes what they output (2: issue 13's Gemma defaults:
+repetition penalty, no-repeat n-grams, length bound), so Redis never serves text from older decoding."""
+RUNTIME_ONLY_OPTIONS = frozenset({"intra_threads", "inter_threads", "max_batch_size", "compute_type"})
 READINESS_TTL_S = 10.0
+
+
+def translation_cache_model_key(settings: Settings) -> str:
+    """The cache key's model part: backend, weights, decoding generation and the translator_options that
+    change the text (thread and batch sizes don't), so a new model or decoding never serves stale text."""
+    shaping = {k: v for k, v in sorted(settings.translator_options.items()) if k not in RUNTIME_ONLY_OPTIONS}
+    digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{settings.translator_backend}:{settings.translator_model or 'default'}:d{DECODING_GENERATION}:{digest}"
 
 
 class VoicePipeline(TextOps, SpeechOps, VoiceMessageOps, ProfileOps, AudioApiOps):
@@ -60,8 +74,7 @@ class VoicePipeline(TextOps, SpeechOps, VoiceMessageOps, ProfileOps, AudioApiOps
         # A dead profile store must not add its timeout to every message: after 3 failures profiles
         # are skipped for a minute (messages are cloned from their own audio), then one probe.
         self.profile_breaker = CircuitBreaker(failure_threshold=3, cooldown_s=60.0, name="profile_store")
-        # The cache key names the model, so switching backend or weights never serves stale text.
-        self.model_key = f"{settings.translator_backend}:{settings.translator_model or 'default'}"
+        self.model_key = translation_cache_model_key(settings)
         self.started_at = time.time()
         self.latency = StageLatency()
         self._ready: bool | None = None  # last readiness seen by stats(), re-checked every 10 s

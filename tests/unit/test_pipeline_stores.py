@@ -141,3 +141,16 @@ async def test_other_audio_under_a_known_attachment_id_is_transcribed_not_served
     again = await pipe.transcribe(victim, attachment_id="att-v")  # a genuine retry still hits
     assert again.text == first.text and stages.calls.count("transcribe") == 2
     assert cache.stats().transcription_hits == 1 and cache.stats().transcription_misses == 2
+
+
+def test_cache_key_changes_with_decoding_not_with_threads():
+    """Text made under other decoding options must not be served; thread or batch sizes change nothing."""
+    from serve_app.pipeline.voice_pipeline import translation_cache_model_key
+    from serve_app.settings import Settings
+
+    base = translation_cache_model_key(Settings())
+    threads = translation_cache_model_key(Settings(translator_options={"intra_threads": 1, "inter_threads": 2}))
+    decoding = translation_cache_model_key(Settings(translator_options={"repetition_penalty": 1.0}))
+    assert threads == base
+    assert decoding != base
+    assert base.startswith("gemma:default:d2:")

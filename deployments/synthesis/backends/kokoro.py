@@ -178,6 +178,10 @@ class KokoroOptions(BaseModel):
     vocab_file: Path | None = None
     threads: int | None = Field(None, ge=1)
     spin: bool = Field(True, description="onnxruntime idle threads spin (library default)")
+    shrink_arena: bool = Field(
+        True, description="hand onnxruntime's arena back after each call: measured 204 MiB RSS after calls "
+        "instead of 371-541 MiB and growing, for ~5 % more time per sentence",
+    )
     sentence_pause_s: float = Field(0.15, ge=0)
     max_tokens: int = Field(MAX_TOKENS, ge=16, le=510, description="phonemes per model call")
 
@@ -192,6 +196,7 @@ class KokoroBackend:
         self.device = device
         self._lock = threading.Lock()
         self._session: Any = None
+        self._run_options: Any = None
         self._vocab: dict[str, int] = {}
         self._voices: dict[str, np.ndarray] = {}
         self._espeak = "espeak-ng"
@@ -271,6 +276,9 @@ class KokoroBackend:
             self._session = ort.InferenceSession(
                 str(self.model_file()), opts, providers=onnx_providers(self.device)
             )
+            if self.options.shrink_arena and self.device == "cpu":
+                self._run_options = ort.RunOptions()
+                self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     # ---- synthesis -----------------------------------------------------------------------
     def _espeak_ipa(self, text: str, espeak_voice: str) -> str:
@@ -323,6 +331,7 @@ class KokoroBackend:
                 "style": ref.astype(np.float32),
                 "speed": np.array([self.options.speed], dtype=np.float32),
             },
+            self._run_options,
         )[0]
         return _trim(np.asarray(audio, np.float32).ravel())
 

@@ -31,6 +31,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "faster-whisper defaults (log-prob fallback -1.0)": {"log_prob_threshold": -1.0, "repetition_penalty": 1.0},
     "no log-prob fallback": {"log_prob_threshold": None, "repetition_penalty": 1.0},
     "no log-prob fallback, repetition penalty 1.1 (ours)": {"log_prob_threshold": None, "repetition_penalty": 1.1},
+    "ours, beam 2": {"log_prob_threshold": None, "repetition_penalty": 1.1, "beam_size": 2},
+    "ours, greedy (beam 1)": {"log_prob_threshold": None, "repetition_penalty": 1.1, "beam_size": 1},
 }
 
 
@@ -49,11 +51,12 @@ def main() -> None:
             audio = convert(espeak_wav(text, Path(tmp) / f"m{i}.wav"), "m4a")
             items.append((text, decode_audio(audio).samples))
     print(f"{len(items)} French messages (espeak-ng, ~5 s each), Whisper {settings.whisper_model}, beam "
-          f"{settings.whisper_beam_size}, VAD on, {args.threads} thread(s), language forced to fr")
+          f"{settings.whisper_beam_size} unless named, VAD on, {args.threads} thread(s), language forced to fr")
     print("\n| decoding | mean s | worst s | mean WER |\n|---|---|---|---|")
     for label, options in VARIANTS.items():
+        options = {"beam_size": settings.whisper_beam_size, **options}
         whisper = Transcriber(settings.whisper_model, cache_dir=settings.cache_dir,  # type: ignore[arg-type]
-                              beam_size=settings.whisper_beam_size, cpu_threads=args.threads, **options)
+                              cpu_threads=args.threads, **options)
         times, errors = [], []
         for reference, samples in items:
             t0 = time.perf_counter()

@@ -135,6 +135,10 @@ class TtsSettings(RuntimeSettings):
         default=0, ge=0, description="Languages of one Pipeline replica synthesizing at once (0 = no limit): "
         "on few cores, taking turns lets the first language's audio leave early instead of all late together.",
     )
+    tts_split_sentences: bool = Field(
+        default=True, description="The Pipeline asks for each sentence of a translation apart (each its own "
+        "TTS turn), so the work spreads evenly over the replicas' cores; joined with the usual pause.",
+    )
 
 
 class VoiceCloneSettings(RuntimeSettings):

@@ -16,11 +16,21 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from serve_app.audio import MIME_TYPES, DecodedAudio, duration_ms, encode_audio, pcm_from_bytes, pcm_to_bytes
 from serve_app.domain.speaker import SpeakerReference, reference_from_wire
 from serve_app.domain.transcription import Transcription, from_mobile
 from serve_app.domain.translation import TranslationResult
-from serve_app.domain.voice import LanguageAudio, LanguageFailure, PipelineEvent, StageTimings, VoiceJob, VoiceResult
+from serve_app.domain.voice import (
+    LanguageAudio,
+    LanguageFailure,
+    PipelineEvent,
+    SpeechClip,
+    StageTimings,
+    VoiceJob,
+    VoiceResult,
+)
 from serve_app.errors import ServiceError, as_service_error
 from serve_app.languages import normalize_language
 from serve_app.observability.metrics import AUDIO_SECONDS, LANGUAGE_FAILURES, VOICE_SIMILARITY
@@ -28,6 +38,7 @@ from serve_app.pipeline.latency import StageLatency
 from serve_app.pipeline.speech import WHISPER_RATE
 from serve_app.pipeline.stages import Stages
 from serve_app.pipeline.text import elapsed_ms
+from serve_app.sentences import split_text
 from serve_app.settings import Settings
 from serve_app.stores.circuit_breaker import CircuitBreaker
 from serve_app.stores.profile_lifecycle import NewSample, ProfileOutcome, VoiceProfileManager
@@ -35,6 +46,10 @@ from serve_app.stores.voice_profiles import VoiceProfile
 from serve_app.voice_characteristics import measure_voice
 
 log = logging.getLogger(__name__)
+TTS_SENTENCE_CHARS = 300
+"""The Synthesizer's own sentence bound (`max_sentence_chars`): a piece never needs splitting again."""
+SENTENCE_PAUSE_S = 0.25
+"""The pause the Synthesizer puts between sentences, kept when the Pipeline joins them itself."""
 
 
 async def _ready(value: bytes) -> bytes:
@@ -251,6 +266,37 @@ class VoiceMessageOps:
             self._tts_gate = gate
         return gate
 
+    async def _speak(self, text: str, target: str) -> SpeechClip:
+        """`text` spoken; with `tts_split_sentences`, one Synthesizer call per sentence, each taking its own
+        TTS turn, so the cores stay busy to the end (a long language no longer finishes alone while the
+        other core idles) and a language's first sentences overlap another's translation and cloning.
+        The sentences are joined with the Synthesizer's own pause; one whole-text call when a backend
+        fell back mid-message and the sample rates differ."""
+        sentences = [piece.text for piece in split_text(text, TTS_SENTENCE_CHARS)]
+        if len(sentences) < 2 or not self.settings.tts_split_sentences:
+            async with self._tts_turn():
+                return await self.stages.synthesize(text, target)
+        tasks = [asyncio.create_task(self._speak_one(sentence, target)) for sentence in sentences]
+        try:
+            clips = [await task for task in tasks]
+        finally:  # one sentence failed (or the caller gave up): the others stop too
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if len({clip.sample_rate for clip in clips}) > 1:
+            async with self._tts_turn():
+                return await self.stages.synthesize(text, target)
+        rate = clips[0].sample_rate
+        gap = np.zeros(int(SENTENCE_PAUSE_S * rate), np.float32)
+        pieces: list[np.ndarray] = []
+        for clip in clips:
+            pieces += [pcm_from_bytes(clip.pcm), gap]
+        return clips[0].model_copy(update={"pcm": pcm_to_bytes(np.concatenate(pieces[:-1]))})
+
+    async def _speak_one(self, sentence: str, target: str) -> SpeechClip:
+        async with self._tts_turn():
+            return await self.stages.synthesize(sentence, target)
+
     async def _voice_language(
         self,
         text: str,
@@ -268,8 +314,7 @@ class VoiceMessageOps:
             self.latency.record("translate", timings["translate"])
             stage = "tts_failed"
             t0 = time.perf_counter()
-            async with self._tts_turn():
-                clip = await self.stages.synthesize(translated.translated_text, target)
+            clip = await self._speak(translated.translated_text, target)
             timings["tts"] = elapsed_ms(t0)
             self.latency.record("synthesize", timings["tts"])
             cloned = False

@@ -99,3 +99,31 @@ async def test_tts_concurrency_lets_languages_take_turns(limit: int, peak: int) 
     result = await pipe.run_voice(job(["en", "es", "de"]))
     assert sorted(t.target_language for t in result.translations) == ["de", "en", "es"]
     assert stages.peak == peak
+
+
+class TwoSentenceStages(CountingStages):
+    """Whisper heard two sentences, so every translation has two."""
+
+    async def transcribe(self, pcm: bytes, language: str | None, options: Any = None) -> Any:
+        heard = await super().transcribe(pcm, language, options)
+        return heard.model_copy(update={"text": "Bonjour. Ça va ?"})
+
+
+@pytest.mark.parametrize(("split", "calls", "duration_ms"), [(True, 4, 1250), (False, 2, 500)])
+async def test_each_sentence_is_spoken_apart_and_joined_with_a_pause(split: bool, calls: int, duration_ms: int) -> None:
+    stages = TwoSentenceStages()
+    pipe = VoicePipeline(stages, Settings(tts_concurrency=2, tts_split_sentences=split))
+    result = await pipe.run_voice(job(["en", "es"]))
+    assert len([c for c in stages.calls if c.startswith("tts:")]) == calls
+    assert stages.peak == 2  # the sentences take turns like whole languages do
+    # the fake speaks 0.5 s per call; two sentences + the Synthesizer's 0.25 s pause = 1.25 s
+    assert [t.duration_ms for t in result.translations] == [duration_ms, duration_ms]
+
+
+async def test_a_failing_sentence_fails_its_language_only() -> None:
+    stages = TwoSentenceStages()
+    stages.fail_tts_for = "es"
+    pipe = VoicePipeline(stages, Settings(tts_concurrency=2))
+    result = await pipe.run_voice(job(["en", "es"]))
+    assert [t.target_language for t in result.translations] == ["en"]
+    assert [(f.target_language, f.error_code) for f in result.failed] == [("es", "tts_failed")]

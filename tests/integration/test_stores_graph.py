@@ -7,6 +7,7 @@ the real `redis` asyncio client and the real `motor` driver. Tests that kill a s
 from __future__ import annotations
 
 import base64
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -75,8 +76,12 @@ def translator_batches(http: httpx.Client) -> int:
     return int(health["components"]["translator"]["batches"])
 
 
+_DAYS = itertools.count(uuid.uuid4().int % 28)
+
+
 def unique_sentence() -> str:
-    return f"Nous partons en vacances le {uuid.uuid4().int % 28 + 1} juillet avec les enfants."
+    """A new sentence on every call of a run (a random day could repeat: 1 in 28 made a cache test flaky)."""
+    return f"Nous partons en vacances le {next(_DAYS) % 28 + 1} juillet avec les enfants."
 
 
 # ---- cache ----
@@ -105,7 +110,8 @@ async def test_same_text_twice_over_zmq_and_only_uncached_languages_reach_the_mo
         await gateway.wait_for(lambda e, t=t: e.get("taskId") == first_id and e.get("targetLanguage") == t, 180)
         for t in ("en", "es")
     ]
-    assert all(e.type == "translation_completed" and e["result"]["fromCache"] is False for e in first)
+    assert all(e.type == "translation_completed" and e["result"]["fromCache"] is False for e in first), [
+        e.body for e in first]
     batches = translator_batches(http)
 
     second_id = new_id()

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 from functools import cache
-
-log = logging.getLogger(__name__)
+from typing import Any
 
 
 @cache
-def _malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+def _malloc_trim() -> Any:
     name = ctypes.util.find_library("c")
     if not name:
         return None

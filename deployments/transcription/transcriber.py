@@ -72,8 +72,8 @@ class Transcriber:
         self.beam_size = beam_size
         self.vad = vad
         # Measured by bench/whisper_decoding.py on 14 French voice messages: faster-whisper's default
-        # log-prob fallback (-1.0) re-decoded most of them at rising temperatures (4.1 s mean, 10.8 s
-        # max, WER 0.95); no log-prob fallback and a mild repetition penalty: 1.7 s mean, 2.0 s max,
+        # log-prob fallback (-1.0) re-decoded most of them at rising temperatures (3.5 s mean, 8.6 s
+        # worst, WER 0.91); no log-prob fallback and a mild repetition penalty: 1.7 s mean, 1.9 s worst,
         # WER 0.80. The compression-ratio fallback (repetition loops) stays on.
         self.log_prob_threshold = log_prob_threshold
         self.repetition_penalty = repetition_penalty

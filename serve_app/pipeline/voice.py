@@ -274,8 +274,7 @@ class VoiceMessageOps:
         fell back mid-message and the sample rates differ."""
         sentences = [piece.text for piece in split_text(text, TTS_SENTENCE_CHARS)]
         if len(sentences) < 2 or not self.settings.tts_split_sentences:
-            async with self._tts_turn():
-                return await self.stages.synthesize(text, target)
+            return await self._speak_one(text, target)
         tasks = [asyncio.create_task(self._speak_one(sentence, target)) for sentence in sentences]
         try:
             clips = [await task for task in tasks]
@@ -284,8 +283,7 @@ class VoiceMessageOps:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         if len({clip.sample_rate for clip in clips}) > 1:
-            async with self._tts_turn():
-                return await self.stages.synthesize(text, target)
+            return await self._speak_one(text, target)
         rate = clips[0].sample_rate
         gap = np.zeros(int(SENTENCE_PAUSE_S * rate), np.float32)
         pieces: list[np.ndarray] = []
@@ -293,9 +291,10 @@ class VoiceMessageOps:
             pieces += [pcm_from_bytes(clip.pcm), gap]
         return clips[0].model_copy(update={"pcm": pcm_to_bytes(np.concatenate(pieces[:-1]))})
 
-    async def _speak_one(self, sentence: str, target: str) -> SpeechClip:
+    async def _speak_one(self, text: str, target: str) -> SpeechClip:
+        """One Synthesizer call under a TTS turn."""
         async with self._tts_turn():
-            return await self.stages.synthesize(sentence, target)
+            return await self.stages.synthesize(text, target)
 
     async def _voice_language(
         self,

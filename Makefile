@@ -40,8 +40,13 @@ weights: $(STAMP)
 # text on http://127.0.0.1:$(METRICS_PORT)/metrics while `make run` runs.
 METRICS_PORT ?= 8080
 
+# The embedded head runs without Ray's dashboard: `serve run` does not need it, it is ~250 MiB of the
+# 3 GiB budget (bench/voice_graph_vs_naive.py), and it is a job-submission API on loopback.
+# `make run RAY_DASHBOARD=true` brings it back, with `serve status` and http://127.0.0.1:8265.
+RAY_DASHBOARD ?= false
+
 run: setup
-	$(VENV)/bin/ray start --head --disable-usage-stats --include-dashboard=true --dashboard-host=127.0.0.1 \
+	$(VENV)/bin/ray start --head --disable-usage-stats --include-dashboard=$(RAY_DASHBOARD) --dashboard-host=127.0.0.1 \
 	  --metrics-export-port=$(METRICS_PORT)
 	trap '$(VENV)/bin/ray stop' EXIT; $(VENV)/bin/serve run --address=auto serve_config.local.yaml
 

@@ -74,14 +74,23 @@ def messages(seconds: int, tmp: Path) -> Iterator[bytes]:
         yield convert(espeak_wav(text, tmp / f"m{seconds}-{i}.wav"), "m4a")
 
 
+# Every process of the service as `make run` runs it: Ray's daemons and workers (their files live in the
+# ray package; workers retitle themselves `ray::…`), `-m ray.…` helpers (the client server) and the
+# `serve run` driver `make run` keeps in the foreground.
+RAY_PROCESS_MARKS = ("ray::", "/site-packages/ray/", "-m ray.", "bin/serve run")
+
+
 def _process_label(cmdline: str) -> str:
     """A short name for a Ray process: the Serve replica's deployment, or the Ray component."""
     if "ServeReplica:" in cmdline:
-        return cmdline.split("ServeReplica:", 1)[1].split()[0].split(":")[-1]
-    for part in ("gcs_server", "raylet", "dashboard", "log_monitor", "runtime_env", "ServeController",
-                 "ProxyActor", "default_worker"):
+        return cmdline.split("ServeReplica:", 1)[1].split()[0].split(":")[-1].split(".")[0]  # busy: `X.method`
+    for part, label in (("gcs_server", "gcs_server"), ("raylet", "raylet"), ("dashboard", "dashboard"),
+                        ("log_monitor", "log_monitor"), ("runtime_env", "runtime_env"),
+                        ("ServeController", "ServeController"), ("ProxyActor", "ProxyActor"),
+                        ("default_worker", "default_worker"), ("autoscaler", "autoscaler monitor"),
+                        ("ray.util.client.server", "Ray client server"), ("bin/serve run", "serve run")):
         if part in cmdline:
-            return part
+            return label
     return cmdline.split()[0].rsplit("/", 1)[-1] if cmdline else "?"
 
 
@@ -101,8 +110,7 @@ class MemorySampler(threading.Thread):
         found = []
         for p in psutil.process_iter(["cmdline"]):
             cmd = " ".join(p.info["cmdline"] or [])
-            if "ray" in cmd and ("raylet" in cmd or "gcs_server" in cmd or "ray::" in cmd or "dashboard" in cmd
-                                 or "default_worker" in cmd or "log_monitor" in cmd or "runtime_env" in cmd):
+            if any(part in cmd for part in RAY_PROCESS_MARKS):
                 found.append(p)
         return found
 
@@ -120,6 +128,17 @@ class MemorySampler(threading.Thread):
             except (psutil.Error, AttributeError):
                 continue
         return pss, rss
+
+    def cpu_seconds(self) -> dict[int, tuple[str, float]]:
+        """User+system CPU seconds so far of each process, by pid: (label, seconds)."""
+        out: dict[int, tuple[str, float]] = {}
+        for p in self.procs():
+            try:
+                times = p.cpu_times()
+                out[p.pid] = (_process_label(" ".join(p.cmdline())), times.user + times.system)
+            except psutil.Error:
+                continue
+        return out
 
     def run(self) -> None:
         while not self.stop_flag.is_set():
@@ -192,7 +211,7 @@ class Graph:
     (the SSE route, so the first language's arrival is timed too)."""
 
     def __init__(self, tmp: Path, settings: dict | None = None) -> None:
-        self.cluster = RayCluster(num_cpus=2, num_gpus=0).start()
+        self.cluster = RayCluster(num_cpus=2, num_gpus=0, dashboard=False).start()  # as `make run` starts it
         self.tmp = tmp
         port = self.cluster.deploy(ROOT / "serve_config.local.yaml", tmp, settings=settings)
         self.cluster.wait_running()
@@ -201,6 +220,9 @@ class Graph:
         self.client = httpx.Client(base_url=url, timeout=600)
         self.sampler = MemorySampler(ray_only=True)
         self.stages: dict[str, list[float]] = {}
+        self.cpu: dict[str, float] = {}  # CPU seconds by process over the timed runs, and their wall time
+        self.cpu_wall = 0.0
+        self.cpu_runs = 0
 
     def redeploy(self, settings: dict) -> None:
         """The same app with other settings (replicas are replaced; the models load again)."""
@@ -215,6 +237,7 @@ class Graph:
 
     def run(self, audio: bytes, targets: list[str]) -> tuple[float, float]:
         """(seconds to the first translated audio, seconds to the whole result)."""
+        cpu_before = self.sampler.cpu_seconds()
         t0 = time.perf_counter()
         first = None
         languages = 0
@@ -240,6 +263,10 @@ class Graph:
                         raise RuntimeError(payload)
         elapsed = time.perf_counter() - t0
         assert languages == len(targets), f"{languages} of {len(targets)} languages came back"
+        for pid, (label, seconds) in self.sampler.cpu_seconds().items():
+            self.cpu[label] = self.cpu.get(label, 0.0) + seconds - cpu_before.get(pid, (label, 0.0))[1]
+        self.cpu_wall += elapsed
+        self.cpu_runs += 1
         return first or elapsed, elapsed
 
     def close(self) -> None:
@@ -339,6 +366,10 @@ def report(baseline: NaiveBaseline, graph: Graph, main_case: dict[str, list[floa
     print("\nbaseline per-stage medians (s, per call):",
           {k: round(statistics.median(v), 3) for k, v in baseline.stages.items() if v})
     print("graph per-stage medians (s):", {k: round(statistics.median(v), 3) for k, v in graph.stages.items()})
+    busy = sum(graph.cpu.values())
+    print(f"graph CPU over its {graph.cpu_runs} runs (warm-up included): {busy:.1f} CPU s in {graph.cpu_wall:.1f} s "
+          f"of wall = {busy / graph.cpu_wall:.2f} cores busy of 2; CPU s per run by process:",
+          {k: round(v / graph.cpu_runs, 2) for k, v in sorted(graph.cpu.items(), key=lambda kv: -kv[1]) if v >= 0.05})
     if cells:
         print("\n| audio | languages | baseline p50 s | graph p50 s | graph/baseline | first audio p50 s |")
         print("|---|---|---|---|---|---|")

@@ -14,7 +14,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 
 APT_PACKAGES := espeak-ng sox libsndfile1 redis-server chromium
 
-.PHONY: setup apt venv weights run test unit integration bench bench-zmq bench-cache bench-translator bench-whisper lint clean
+.PHONY: setup apt venv weights run test unit integration bench bench-zmq bench-cache bench-translator bench-whisper bench-cpu lint clean
 
 setup: apt $(STAMP) weights
 
@@ -73,6 +73,9 @@ bench-translator: setup
 
 bench-whisper: setup
 	set -o pipefail; $(PY) bench/whisper_decoding.py | tee bench/last_run_whisper_decoding.txt
+
+bench-cpu: setup
+	$(PY) bench/cpu_timeline.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -151,7 +151,12 @@ async def test_metrics_and_logs_of_a_voice_and_a_cached_text_message(
         inf_bucket = total(samples, f"{hist}_bucket", stage=stage, le="+Inf")
         assert inf_bucket == count, (stage, inf_bucket, count)
     assert total(samples, f"{hits}_total", kind="translation", tier="lru") >= 1
-    assert total(samples, f"{misses}_total", kind="translation") >= 3  # the voice's 2 + the text's 1
+    # The text is new, so its first lookup misses. The voice message's transcript may already sit in the
+    # session's Redis (other modules send the same recording; a replica restarted by a test that borrowed
+    # the machine's Ray starts its counters at zero), so its 2 lookups count as hits or as misses.
+    assert total(samples, f"{misses}_total", kind="translation") >= 1
+    assert (total(samples, f"{misses}_total", kind="translation")
+            + total(samples, f"{hits}_total", kind="translation")) >= 4  # voice 2 + text 2
     for series in samples[f"{hist}_count"]:  # Serve tags every sample with where it was recorded
         assert series.labels.get("deployment") == "Pipeline" and series.labels.get("application") == "translator"
     assert total(samples, f"{exported(ZMQ_RECEIVED)}_total", type="audio_process") >= 1

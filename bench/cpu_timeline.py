@@ -19,38 +19,24 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.voice_graph_vs_naive import TARGETS, Graph, _process_label, messages  # noqa: E402
+from bench.voice_graph_vs_naive import TARGETS, Graph, MemorySampler, messages  # noqa: E402
 
 OUTPUT = ROOT / "bench" / "last_run_cpu_timeline.txt"
 COLUMNS = ("Transcriber", "VoiceCloner", "Translator", "Synthesizer", "Pipeline", "ServeController")
 
 
-def cpu_seconds(procs: dict[int, psutil.Process]) -> dict[int, float]:
-    """CPU seconds so far by pid, its exited children included (espeak-ng runs as one per clause)."""
-    out: dict[int, float] = {}
-    for pid, p in procs.items():
-        try:
-            t = p.cpu_times()
-            out[pid] = t.user + t.system + t.children_user + t.children_system
-        except psutil.Error:
-            continue
-    return out
-
-
-def sample(procs: dict[int, psutil.Process], labels: dict[int, str], every: float, stop: threading.Event,
+def sample(sampler: MemorySampler, every: float, stop: threading.Event,
            rows: list[tuple[float, dict[str, float]]]) -> None:
-    """Append (seconds since start, CPU seconds by label in the last bin) every `every` s until `stop`."""
-    before, t0 = cpu_seconds(procs), time.perf_counter()
+    """Append (seconds since start, CPU seconds by process label in the last bin) every `every` s until `stop`."""
+    before, t0 = sampler.cpu_seconds(), time.perf_counter()
     while not stop.wait(every):
-        now = cpu_seconds(procs)
+        now = sampler.cpu_seconds()
         used: dict[str, float] = {}
-        for pid, seconds in now.items():
-            used[labels[pid]] = used.get(labels[pid], 0.0) + seconds - before.get(pid, seconds)
+        for pid, (label, seconds) in now.items():
+            used[label] = used.get(label, 0.0) + seconds - before.get(pid, (label, seconds))[1]
         rows.append((time.perf_counter() - t0, used))
         before = now
 
@@ -71,12 +57,10 @@ def main() -> None:
         lines.append(text)
 
     try:
-        procs = {p.pid: p for p in graph.sampler.procs()}
-        labels = {pid: _process_label(" ".join(p.cmdline())) for pid, p in procs.items()}
         for run in range(args.runs):
             rows: list[tuple[float, dict[str, float]]] = []
             stop = threading.Event()
-            sampler = threading.Thread(target=sample, args=(procs, labels, args.bin, stop, rows), daemon=True)
+            sampler = threading.Thread(target=sample, args=(graph.sampler, args.bin, stop, rows), daemon=True)
             sampler.start()
             first, total = graph.run(next(source), TARGETS)
             stop.set()

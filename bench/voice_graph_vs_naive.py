@@ -130,12 +130,14 @@ class MemorySampler(threading.Thread):
         return pss, rss
 
     def cpu_seconds(self) -> dict[int, tuple[str, float]]:
-        """User+system CPU seconds so far of each process, by pid: (label, seconds)."""
+        """CPU seconds so far of each process, its exited children included (the Synthesizer runs espeak-ng
+        once per clause), by pid: (label, seconds)."""
         out: dict[int, tuple[str, float]] = {}
         for p in self.procs():
             try:
-                times = p.cpu_times()
-                out[p.pid] = (_process_label(" ".join(p.cmdline())), times.user + times.system)
+                t = p.cpu_times()
+                out[p.pid] = (_process_label(" ".join(p.cmdline())),
+                              t.user + t.system + t.children_user + t.children_system)
             except psutil.Error:
                 continue
         return out

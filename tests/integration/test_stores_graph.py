@@ -80,7 +80,8 @@ _DAYS = itertools.count(uuid.uuid4().int % 28)
 
 
 def unique_sentence() -> str:
-    """A new sentence on every call of a run (a random day could repeat: 1 in 28 made a cache test flaky)."""
+    """A new sentence on each of a run's first 28 calls (the module makes 4; a random day could repeat, and
+    1 in 28 made a cache test flaky)."""
     return f"Nous partons en vacances le {next(_DAYS) % 28 + 1} juillet avec les enfants."
 
 
